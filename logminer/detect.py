@@ -1,0 +1,77 @@
+"""Route every input to the reader of its format: folder formats first, then per-file sniffing.
+
+A format module may define `sniff_dir(path) -> bool` and `parse_dir(path)` for layouts that spread one session over
+many files (OpenCode storage, OpenHands V1 conversation folders); every file under a folder it claims is its own.
+Every other file goes to the first format whose `sniff(source)` accepts it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from types import ModuleType
+
+from logminer.formats import load_formats
+from logminer.schema import Rejected, Session, Skipped
+from logminer.sources import SourceError, SourceFile, expand_inputs
+
+Event = Session | Skipped | Rejected
+
+
+def claimed_folders(paths: list[str], formats: list[ModuleType]) -> dict[str, ModuleType]:
+    """Folders (inputs or below them) that a folder format claims, outermost first."""
+    claimed: dict[str, ModuleType] = {}
+    candidates = sorted({os.path.dirname(p) for p in paths})
+    for folder in candidates:
+        while folder and folder not in claimed:
+            if any(folder.startswith(c + os.sep) for c in claimed):
+                break
+            owner = next((f for f in formats if hasattr(f, "sniff_dir") and f.sniff_dir(folder)), None)
+            if owner is not None:
+                claimed[folder] = owner
+                break
+            parent = os.path.dirname(folder)
+            folder = parent if parent != folder else ""
+    return claimed
+
+
+def detect_format(source: SourceFile, formats: list[ModuleType]) -> ModuleType | None:
+    return next((f for f in formats if f.sniff(source)), None)
+
+
+def read_inputs(inputs: list[str], *, strict: bool = False) -> Iterator[tuple[str, str | None, Event]]:
+    """Yield (file or folder, format name or None, event) for every input record.
+
+    With strict=True the first Rejected raises SourceError instead of being yielded.
+    """
+    formats = load_formats()
+    paths = expand_inputs(inputs)
+    folders = claimed_folders(paths, formats)
+    for folder, owner in folders.items():
+        for event in owner.parse_dir(folder):
+            yield _checked(folder, owner.NAME, event, strict)
+    for path in paths:
+        if any(path.startswith(folder + os.sep) for folder in folders):
+            continue
+        try:
+            source = SourceFile.open(path)
+            if source.is_binary:
+                raise SourceError(path, "binary data, not a transcript")
+            fmt = detect_format(source, formats)
+        except SourceError as error:
+            yield _checked(path, None, Rejected(path, 0, error.reason), strict)
+            continue
+        if fmt is None:
+            yield _checked(path, None, Rejected(path, 0, "unknown format"), strict)
+            continue
+        try:
+            for event in fmt.parse(source):
+                yield _checked(path, fmt.NAME, event, strict)
+        except SourceError as error:
+            yield _checked(path, fmt.NAME, Rejected(path, 0, error.reason), strict)
+
+
+def _checked(path: str, name: str | None, event: Event, strict: bool) -> tuple[str, str | None, Event]:
+    if strict and isinstance(event, Rejected):
+        raise SourceError(event.source_file, f"line {event.line}: {event.reason}")
+    return path, name, event

