@@ -2,7 +2,8 @@
 
 A format module may define `sniff_dir(path) -> bool` and `parse_dir(path)` for layouts that spread one session over
 many files (OpenCode storage, OpenHands V1 conversation folders); every file under a folder it claims is its own.
-Every other file goes to the first format whose `sniff(source)` accepts it.
+Every other file goes to the first format whose `sniff(source)` accepts it (binary formats such as parquet
+sniff their magic bytes; text formats must refuse binary data, see SourceFile.is_binary).
 """
 
 from __future__ import annotations
@@ -55,14 +56,13 @@ def read_inputs(inputs: list[str], *, strict: bool = False) -> Iterator[tuple[st
             continue
         try:
             source = SourceFile.open(path)
-            if source.is_binary:
-                raise SourceError(path, "binary data, not a transcript")
             fmt = detect_format(source, formats)
         except SourceError as error:
             yield _checked(path, None, Rejected(path, 0, error.reason), strict)
             continue
         if fmt is None:
-            yield _checked(path, None, Rejected(path, 0, "unknown format"), strict)
+            reason = "binary data, not a transcript" if source.is_binary else "unknown format"
+            yield _checked(path, None, Rejected(path, 0, reason), strict)
             continue
         try:
             for event in fmt.parse(source):
