@@ -10,7 +10,12 @@ import importlib
 from types import ModuleType
 
 # module names under logminer.formats, most specific first; plain text is the catch-all
-FORMAT_MODULES: tuple[str, ...] = ()
+FORMAT_MODULES: tuple[str, ...] = (
+    # agent-specific transcript formats (helper B)
+    "swe_agent",
+    "mini_swe_agent",
+    "openhands",
+)
 
 
 def load_formats() -> list[ModuleType]:
