@@ -15,6 +15,8 @@ FORMAT_MODULES: tuple[str, ...] = (
     "swe_agent",
     "mini_swe_agent",
     "openhands",
+    "openhands_v1",
+    "aider",
 )
 
 
