@@ -17,6 +17,8 @@ FORMAT_MODULES: tuple[str, ...] = (
     "openhands",
     "openhands_v1",
     "aider",
+    "swebench",
+    "bfcl",
 )
 
 

@@ -1,0 +1,138 @@
+"""SWE-bench-style instance files: recognised as a holdout (eval) source, never read as transcripts.
+
+Shapes: a JSON list or JSONL of instance objects (`instance_id`, `repo`, `problem_statement`, `patch`, ...),
+prediction files (`instance_id`, `model_patch`), a dict of columns (`{"instance_id": [...], ...}`, as datasets
+exports it), and bare id lists: a JSON list of ids, or text with one id or docker image name per line (SWE-bench
+images spell `__` as `_1776_`: `swebench/sweb.eval.x86_64.astropy_1776_astropy-12907:latest`). parse() yields one
+Skipped per file counting its instances; logminer.holdout reads the same records for decontamination.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from logminer.formats.jsondoc import (
+    DocumentError,
+    first_json_line,
+    iter_json_lines,
+    load_document,
+    rejected_document,
+    starts_with_json,
+)
+from logminer.schema import Rejected, Session, Skipped
+from logminer.sources import SourceError, SourceFile
+
+NAME = "swe-bench"
+RECORD_UNIT = "item"  # one instance (object, id or id line)
+SKIP_REASON = "holdout source: swe-bench"
+
+INSTANCE_ID = re.compile(r"[A-Za-z0-9][\w.-]*__[\w.-]+-\d+")
+_IMAGE = re.compile(r"(?:[\w.-]+/)*sweb\.eval\.[\w-]+\.([\w.-]+?)(?::[\w.-]+)?")
+_INSTANCE_KEYS = ("problem_statement", "patch", "model_patch", "repo", "base_commit")
+_TRANSCRIPT_KEYS = ("history", "messages", "trajectory", "conversations", "question")
+
+
+def normalise_id(text: str) -> str | None:
+    """An instance id from an id or a docker image name (`_1776_` → `__`), or None if it is neither."""
+    text = text.strip()
+    image = _IMAGE.fullmatch(text)
+    if image:
+        text = image.group(1).replace("_1776_", "__")
+    return text if INSTANCE_ID.fullmatch(text) else None
+
+
+def _is_instance(item: Any) -> bool:
+    return (
+        isinstance(item, dict)
+        and isinstance(item.get("instance_id"), str)
+        and any(key in item for key in _INSTANCE_KEYS)
+        and not any(key in item for key in _TRANSCRIPT_KEYS)
+    )
+
+
+def sniff(source: SourceFile) -> bool:
+    head = source.head
+    if source.is_binary:
+        return False
+    if starts_with_json(head, "{"):
+        line = first_json_line(head)
+        if line is not None:
+            return _is_instance(line)
+        return bool(re.match(r'\s*\{\s*"instance_id"\s*:\s*\[', head))  # dict of columns
+    if starts_with_json(head, "["):
+        first_object = re.match(r"\s*\[\s*(\{.*?\"instance_id\"\s*:)", head, re.DOTALL)
+        if first_object:
+            return any(f'"{key}"' in head for key in _INSTANCE_KEYS) and not any(
+                re.search(rf'"{key}"\s*:', head) for key in _TRANSCRIPT_KEYS
+            )
+        ids = re.findall(r'"([^"]*)"', head[:4000])
+        return len(ids) >= 1 and all(normalise_id(i) for i in ids[:20])
+    lines = [line for line in head.splitlines()[:20] if line.strip()]
+    return bool(lines) and all(normalise_id(line) for line in lines)
+
+
+def iter_instances(source: SourceFile) -> Iterator[tuple[int, dict[str, Any]] | Rejected]:
+    """(line, instance) for every instance in the file; ids alone come as {"instance_id": id}."""
+    head = source.head
+    if starts_with_json(head, "{") and first_json_line(head) is not None:
+        for number, _start, _end, value in iter_json_lines(source):
+            if isinstance(value, Rejected):
+                yield value
+            elif not isinstance(value, dict) or not isinstance(value.get("instance_id"), str):
+                yield Rejected(source.path, number, "line is not an instance object with an instance_id")
+            else:
+                yield number, value
+        return
+    if starts_with_json(head, "{") or starts_with_json(head, "["):
+        yield from _document_instances(source)
+        return
+    try:
+        text = source.text
+    except SourceError as error:
+        yield Rejected(source.path, 0, error.reason)
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        instance_id = normalise_id(line)
+        if instance_id is None:
+            yield Rejected(source.path, number, "not a SWE-bench instance id or image name")
+        else:
+            yield number, {"instance_id": instance_id}
+
+
+def _document_instances(source: SourceFile) -> Iterator[tuple[int, dict[str, Any]] | Rejected]:
+    try:
+        document = load_document(source)
+    except DocumentError as error:
+        yield rejected_document(source, error)
+        return
+    if isinstance(document, dict) and isinstance(document.get("instance_id"), list):  # columns
+        columns = {key: value for key, value in document.items() if isinstance(value, list)}
+        document = [
+            {key: column[i] for key, column in columns.items() if i < len(column)}
+            for i in range(len(document["instance_id"]))
+        ]
+    if not isinstance(document, list):
+        yield Rejected(source.path, 0, "expected a list of instances, a list of ids or a dict of columns")
+        return
+    for index, item in enumerate(document):
+        if isinstance(item, str) and normalise_id(item):
+            yield 0, {"instance_id": normalise_id(item)}
+        elif isinstance(item, dict) and isinstance(item.get("instance_id"), str):
+            yield 0, item
+        else:
+            yield Rejected(source.path, 0, f"item {index}: not an instance object or instance id")
+
+
+def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
+    count = 0
+    for item in iter_instances(source):
+        if isinstance(item, Rejected):
+            yield item
+        else:
+            count += 1
+    if count:
+        yield Skipped(source.path, 0, SKIP_REASON, records=count)
