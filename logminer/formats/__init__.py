@@ -19,6 +19,8 @@ FORMAT_MODULES: tuple[str, ...] = (
     "aider",
     "swebench",
     "bfcl",
+    # catch-all: must stay last
+    "plain_text",
 )
 
 
