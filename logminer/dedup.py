@@ -114,7 +114,7 @@ def turn_keys(session: Session, include_reasoning: bool = False) -> tuple[int, .
         if include_reasoning:
             parts.append(normalize(turn.reasoning))
         parts.extend(f"{call.name}({normalize(call.arguments)})" for call in turn.tool_calls)
-        keys.append(xxhash.xxh64_intdigest("\x1f".join(parts)))
+        keys.append(xxhash.xxh64_intdigest("\x1f".join(parts).encode("utf-8")))
     return tuple(keys)
 
 
