@@ -84,10 +84,9 @@ def _swebench_item(path: str, record: dict[str, Any]) -> HoldoutItem:
     texts = []
     if isinstance(record.get("problem_statement"), str) and record["problem_statement"].strip():
         texts.append(record["problem_statement"])
-    for key in ("patch", "model_patch"):
-        added = added_lines(record.get(key))
-        if added:
-            texts.append(added)
+    added = added_lines(record.get("patch"))  # the gold patch; predictions' model_patch is not gold
+    if added:
+        texts.append(added)
     return HoldoutItem(path, BENCHMARK_SWE_BENCH, instance_id=instance_id, repo=repo, texts=texts)
 
 
