@@ -143,7 +143,7 @@ def permutations(num_perm: int, seed: int, scheme: str = "affine32") -> tuple[np
 class ShingledBlock:
     """Shingle hashes of a block of documents: doc i owns hashes[offsets[i]:offsets[i + 1]]."""
 
-    hashes: np.ndarray  # uint32
+    hashes: np.ndarray  # uint32 (uint64 when wide)
     offsets: np.ndarray  # int64, len = docs + 1
     exact_keys: np.ndarray  # uint64 per doc: hash of the normalised word sequence
 
@@ -162,8 +162,12 @@ def _power_table(base: int, size: int) -> np.ndarray:
     return table
 
 
-def shingle_block(texts: Sequence[str], ngram: int = 5) -> ShingledBlock:
-    """Word n-gram hashes of every text, words hashed once from a prefix sum over the bytes (no per-word Python)."""
+def shingle_block(texts: Sequence[str], ngram: int = 5, *, wide: bool = False) -> ShingledBlock:
+    """Word n-gram hashes of every text, words hashed once from a prefix sum over the bytes (no per-word Python).
+
+    32-bit hashes (the MinHash input, `shingle_hash32`) by default; `wide=True` keeps all 64 bits, for exact
+    n-gram set membership where 32 bits would give false hits (decontamination).
+    """
     if not 1 <= ngram <= MAX_NGRAM:
         raise ValueError(f"ngram must be between 1 and {MAX_NGRAM}, got {ngram}")
     encoded = [(t if t.isascii() else fold_unicode(t)).encode("utf-8") for t in texts]
@@ -196,7 +200,9 @@ def shingle_block(texts: Sequence[str], ngram: int = 5) -> ShingledBlock:
         shingles, shingle_doc = shingles[order], shingle_doc[order]
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(np.bincount(shingle_doc, minlength=len(texts)), out=offsets[1:])
-    return ShingledBlock((fmix64(shingles) >> np.uint64(32)).astype(np.uint32), offsets, _exact_keys(words, words_per_doc))
+    mixed = fmix64(shingles)
+    hashes = mixed if wide else (mixed >> np.uint64(32)).astype(np.uint32)
+    return ShingledBlock(hashes, offsets, _exact_keys(words, words_per_doc))
 
 
 def _short_shingle(words: np.ndarray) -> np.uint64:
@@ -338,3 +344,28 @@ def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     from datasketch.lsh import _optimal_param
 
     return _optimal_param(threshold, num_perm, 0.1, 0.9)
+
+
+def cross_pairs(query: np.ndarray, index: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """Every pair (i in query, j in index) sharing at least one band bucket, as int64 (pairs × 2); complete, unlike
+    `candidate_pairs`, because audits must not miss a straddling pair."""
+    if len(query) == 0 or len(index) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    query_keys, index_keys = band_keys(query, bands, rows), band_keys(index, bands, rows)
+    codes = []
+    for band in range(bands):
+        order = np.argsort(index_keys[:, band], kind="stable")
+        ordered = index_keys[order, band]
+        low = np.searchsorted(ordered, query_keys[:, band], side="left")
+        high = np.searchsorted(ordered, query_keys[:, band], side="right")
+        counts = high - low
+        if not counts.any():
+            continue
+        left = np.repeat(np.arange(len(query), dtype=np.int64), counts)
+        starts = np.repeat(low - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+        right = order[starts + np.arange(len(left))]
+        codes.append(left * len(index) + right)
+    if not codes:
+        return np.zeros((0, 2), dtype=np.int64)
+    unique = np.unique(np.concatenate(codes))
+    return np.stack((unique // len(index), unique % len(index)), axis=1)
