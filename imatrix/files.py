@@ -220,6 +220,10 @@ def read_gguf_tensors(path: str | os.PathLike) -> tuple[Imatrix, str | None, dic
         )
     entries = _pair_entries(path, sums, counts)
     general_type, datasets, chunk_count, chunk_size, notes = _read_metadata(path, reader, entries)
+    if general_type != GGUFType.IMATRIX:
+        notes.append(f"general.type is {general_type!r}, not {GGUFType.IMATRIX!r}")
+    for suffix, tensors in sorted(extra.items()):
+        notes.append(f"{len(tensors)} extra *{suffix} tensors (not part of the imatrix, ignored by llama-quantize)")
     imatrix = Imatrix(entries, datasets, chunk_count, chunk_size, source_format="gguf", notes=notes)
     return imatrix, general_type, extra
 

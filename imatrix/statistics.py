@@ -188,7 +188,9 @@ def plot_heatmap(report: StatisticsReport, path: str | os.PathLike, title: str =
 
     if not any(t.layer is not None for t in report.tensors):
         raise ValueError("no blk.* tensors with data: nothing to draw")
-    figure, axes = plt.subplots(1, len(HEATMAP_PANELS), figsize=(5 * len(HEATMAP_PANELS), 6), squeeze=False)
+    n_layers = len({t.layer for t in report.tensors if t.layer is not None})
+    height = max(4.0, 2.5 + 0.22 * n_layers)
+    figure, axes = plt.subplots(1, len(HEATMAP_PANELS), figsize=(5 * len(HEATMAP_PANELS), height), squeeze=False)
     for axis, (attribute, label) in zip(axes[0], HEATMAP_PANELS):
         layers, kinds, grid = heatmap_grid(report, attribute)
         image = axis.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap="viridis", interpolation="nearest")
