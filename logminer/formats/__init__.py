@@ -27,6 +27,7 @@ FORMAT_MODULES: tuple[str, ...] = (
     # coding-agent session logs (helper A)
     "claude_hooks",
     "claude_code",
+    "codex",
     # agent-specific transcript formats (helper B)
     "swe_agent",
     "mini_swe_agent",
