@@ -36,14 +36,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from logminer.schema import Session, ToolCall, Turn
 
 ROLE_ERROR_HINTS = ("role", "alternate", "system", "tool", "conversation roles")
-WORDISH = re.compile(r"\w+|[^\w\s]")
+BYTES_PER_TOKEN = 4  # estimate used when no tokenizer is given
 
 
 class RenderError(Exception):
@@ -207,9 +206,10 @@ def _backend(tokenizer: Any) -> Any:
 def count_tokens(texts: Sequence[str], tokenizer: Any = None) -> list[int]:
     """Token counts, batched through `tokenizers.Tokenizer.encode_batch` (no special tokens: the template has them).
 
-    With no tokenizer, an approximation: words and punctuation marks (`\\w+|[^\\w\\s]`), documented as such.
+    With no tokenizer, an estimate: ceil(UTF-8 bytes / 4), the usual rule of thumb for BPE vocabularies on English
+    text and code (a regex word count runs at ~12 MB/s, too slow for the ingest target).
     """
     if tokenizer is None:
-        return [len(WORDISH.findall(text)) for text in texts]
+        return [(len(text.encode("utf-8")) + BYTES_PER_TOKEN - 1) // BYTES_PER_TOKEN for text in texts]
     encodings = _backend(tokenizer).encode_batch(list(texts), add_special_tokens=False)
     return [len(encoding.ids) for encoding in encodings]

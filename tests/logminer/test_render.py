@@ -118,7 +118,7 @@ def test_count_tokens_batched_matches_single_encodes():
     texts = ["hello list the files", "a b zzz", ""]
     assert count_tokens(texts, tokenizer) == [4, 3, 0]
     assert count_tokens(texts, tokenizer.backend_tokenizer) == [4, 3, 0]
-    assert count_tokens(["a, b!"]) == [4]  # fallback: words and punctuation
+    assert count_tokens(["a, b!", "", "é" * 4]) == [2, 0, 2]  # fallback: ceil(UTF-8 bytes / 4)
 
 
 @pytest.mark.slow
