@@ -328,3 +328,31 @@ def test_llama_imatrix_reads_our_files_and_rewrites_the_same_data(tmp_path):
     for name, entry in ours.entries.items():
         np.testing.assert_array_equal(both.entries[name].sums, entry.sums)
         np.testing.assert_array_equal(both.entries[name].counts, entry.counts)
+
+
+@pytest.mark.slow
+@pytest.mark.llamacpp
+def test_real_llama_imatrix_file_reads_and_converts_like_llama(tmp_path):
+    """On Gemma 3 270M: we read llama-imatrix's own GGUF, and our .dat of it equals llama-imatrix's .dat byte for byte."""
+    from pathlib import Path
+
+    from imatrix import llamacpp
+    from imatrix.default_model import default_model_gguf
+
+    if not llamacpp.tools_available(["llama-imatrix"]):
+        pytest.skip(f"llama-imatrix not found; {llamacpp.INSTALL_HINT}")
+    try:
+        model = default_model_gguf()
+    except RuntimeError as error:
+        pytest.skip(str(error))
+    text = Path(__file__).resolve().parents[2] / "examples" / "text" / "mixed_prose_code.txt"
+    llamacpp.imatrix(model, text, tmp_path / "theirs.gguf", ctx_size=64, chunks=4, threads=2, extra_args=["--no-ppl"])
+    theirs = read_imatrix(tmp_path / "theirs.gguf")
+    assert len(theirs.entries) == 126 and all(name.startswith("blk.") for name in theirs.entries)
+    assert (theirs.chunk_count, theirs.chunk_size) == (4, 64)
+    for entry in theirs.entries.values():
+        assert entry.counts.shape == (1,) and 0 < entry.counts[0] <= 4 * 64
+        assert np.isfinite(entry.sums).all()
+    _llama_imatrix_merge([tmp_path / "theirs.gguf"], tmp_path / "theirs.dat", "-c", "64", "--output-format", "dat")
+    write_dat(theirs, tmp_path / "ours.dat")
+    assert (tmp_path / "ours.dat").read_bytes() == (tmp_path / "theirs.dat").read_bytes()
