@@ -43,8 +43,8 @@ class ImatrixEntry:
     def __post_init__(self) -> None:
         self.sums = np.ascontiguousarray(self.sums, dtype=np.float32)
         self.counts = np.ascontiguousarray(self.counts, dtype=np.float32).reshape(-1)
-        if self.sums.ndim == 1:
-            self.sums = self.sums.reshape(1, -1)
+        if self.sums.ndim == 1 or (self.counts.size == 1 and self.sums.ndim == 2):
+            self.sums = self.sums.reshape(1, -1)  # one count: all slices form one row, as llama-imatrix stores it
         if self.sums.ndim != 2 or self.sums.shape[0] != self.counts.shape[0] or self.sums.size == 0:
             raise ValueError(f"sums {self.sums.shape} do not match counts {self.counts.shape}")
 

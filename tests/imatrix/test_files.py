@@ -7,8 +7,11 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter, Keys
 
+from imatrix import legacy_dat
 from imatrix.files import (
     Imatrix,
     ImatrixEntry,
@@ -92,6 +95,13 @@ def test_gguf_round_trip_through_our_reader(tmp_path):
     assert (tmp_path / "x.gguf").read_bytes() == (tmp_path / "y.gguf").read_bytes()
 
 
+def test_single_count_for_several_slices_becomes_one_row():
+    entry = ImatrixEntry(np.arange(6, dtype=np.float32).reshape(3, 2), [2])  # e.g. DeepSeek attn_k_b via MUL_MAT
+    assert entry.sums.shape == (1, 6)
+    with pytest.raises(ValueError, match="do not match"):
+        ImatrixEntry(np.ones((3, 2)), [1, 2])
+
+
 def test_means_match_llama_quantize_rule():
     entry = ImatrixEntry(np.array([[2.0, 4.0], [5.0, 5.0]], np.float32), np.array([4.0, 0.0]))
     np.testing.assert_array_equal(entry.means(), [[0.5, 1.0], [1.0, 1.0]])
@@ -118,11 +128,36 @@ def test_dat_bytes_equal_hand_built_legacy_layout(tmp_path):
 def test_dat_skips_entries_without_data_but_gguf_keeps_them(tmp_path):
     imatrix = small_imatrix()
     imatrix.entries["blk.2.ffn_up_exps.weight"] = ImatrixEntry(np.zeros((2, 4)), np.zeros(2))
-    with pytest.warns(UserWarning, match="blk.2.ffn_up_exps.weight has no data"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         write_dat(imatrix, tmp_path / "x.dat")
+    messages = [str(w.message) for w in caught]
+    assert any("blk.2.ffn_up_exps.weight has no data" in m for m in messages)
+    assert any(f"{MOE} has partial data" in m for m in messages)
     assert set(read_imatrix(tmp_path / "x.dat").entries) == {DENSE, MOE}
     write_gguf(imatrix, tmp_path / "x.gguf")
     assert "blk.2.ffn_up_exps.weight" in read_imatrix(tmp_path / "x.gguf").entries
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(st.sampled_from(list("abcxyz019._-#ÄéΣ")), min_size=1, max_size=30),
+        st.tuples(st.integers(0, 2**31 - 1), st.lists(st.floats(width=32, allow_nan=False), min_size=1, max_size=9)),
+        min_size=1, max_size=5,
+    ),
+    st.integers(-(2**31), 2**31 - 1),
+    st.text(max_size=20),
+)
+def test_legacy_encode_decode_round_trip(entries, last_chunk, dataset):
+    items = [legacy_dat.LegacyEntry(name, ncall, np.array(values, np.float32)) for name, (ncall, values) in entries.items()]
+    decoded = legacy_dat.decode(legacy_dat.encode(items, last_chunk, dataset))
+    assert [e.name for e in decoded.entries] == sorted(entries, key=lambda name: name.encode())
+    for entry in decoded.entries:
+        ncall, values = entries[entry.name]
+        assert entry.ncall == ncall
+        np.testing.assert_array_equal(entry.values, np.array(values, np.float32))
+    assert (decoded.last_chunk, decoded.dataset) == (last_chunk, dataset)
 
 
 def test_gguf_to_dat_to_gguf_preserves_per_column_means(tmp_path):
