@@ -24,6 +24,8 @@ from types import ModuleType
 
 # module names under logminer.formats, most specific first; plain text is the catch-all
 FORMAT_MODULES: tuple[str, ...] = (
+    # Qwen Code records share sessionId/uuid/parentUuid with Claude Code's: qwen_code (helper B) must sniff first
+    "qwen_code",
     # coding-agent session logs (helper A)
     "claude_hooks",
     "claude_code",
@@ -34,6 +36,8 @@ FORMAT_MODULES: tuple[str, ...] = (
     "openhands",
     "openhands_v1",
     "aider",
+    "cline",
+    "opencode",
     "swebench",
     "bfcl",
     # catch-all: must stay last

@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 from logminer.schema import Rejected, ToolCall, canonical_arguments
@@ -130,3 +131,11 @@ def repo_from_instance_id(instance_id: str | None) -> str | None:
     """SWE-bench ids are `owner__repo-NUMBER`: the repository `owner/repo`, or None for other ids."""
     match = re.fullmatch(r"([\w.-]+?)__([\w.-]+)-\d+", instance_id or "")
     return f"{match.group(1)}/{match.group(2)}" if match else None
+
+
+def iso_from_epoch_ms(ms: Any) -> str | None:
+    """Epoch milliseconds (Cline, OpenCode) as ISO 8601 UTC, or None when not a number."""
+    if not isinstance(ms, (int, float)) or isinstance(ms, bool):
+        return None
+    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

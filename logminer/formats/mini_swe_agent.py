@@ -1,9 +1,9 @@
-"""mini-swe-agent trajectories (`*.traj.json`): `{trajectory_format, info, messages, instance_id}` or a bare message list.
+"""mini-swe-agent trajectories (`*.traj.json`): `{trajectory_format, info, messages, instance_id}` or a message list.
 
 Shapes read (SWE-agent/mini-swe-agent tests/test_data and run outputs):
-- `mini-swe-agent-1` (and old bare lists): the action is the one ```` ```bash ```` (old: ```` ```mswea_bash_command ````)
-  block in the assistant text; the command's result is the next user message, starting `<returncode>`. The block
-  becomes a `bash` tool call (removed from the text so it is not rendered twice) and the result a tool turn; the
+- `mini-swe-agent-1` (and old bare lists): the action is the one ```` ```bash ```` block (old fixtures:
+  ```` ```mswea_bash_command ````) in the assistant text; the command's result is the next user message, starting
+  `<returncode>`. The block becomes a `bash` tool call (removed from the text so it is not rendered twice) and the result a tool turn; the
   submission output that ends a run (the last user message after a call) is that call's result too. Assistant
   messages with zero or several blocks were format errors in the run: text only, and the next user message stays user.
 - `mini-swe-agent-1.1`+: OpenAI `tool_calls`, `tool` role with `tool_call_id`, `reasoning_content`, and a final

@@ -181,7 +181,7 @@ def _turns(events: list[dict[str, Any]]) -> tuple[list[Turn], str | None]:
                     text=str(event.get("content") or event.get("message") or ""),
                     tool_call_id=call_id,
                     name=((event.get("tool_call_metadata") or {}).get("function_name") or event["observation"]),
-                    is_error=event["observation"] == "error" or (isinstance(exit_code, int) and exit_code not in (0, -1)),
+                    is_error=event["observation"] == "error" or exit_code not in (None, 0, -1),
                     timestamp=event.get("timestamp"),
                 )
             )

@@ -94,10 +94,17 @@ def parse_dir(path: str) -> Iterator[Event]:
                     events.append((int(match.group(1)), event))
     if events:
         events.sort(key=lambda item: item[0])
-        yield _session(path, [event for _, event in events], stable_id(NAME, os.path.basename(path.rstrip(os.sep))))
+        state = _read_event(os.path.join(path, BASE_STATE), kind_required=False)
+        state = state if isinstance(state, dict) else {}
+        conversation_id = state.get("id") or os.path.basename(path.rstrip(os.sep))
+        session = _session(path, [event for _, event in events], str(conversation_id))
+        llm = (state.get("agent") or {}).get("llm") if isinstance(state.get("agent"), dict) else None
+        if session.model is None and isinstance(llm, dict) and isinstance(llm.get("model"), str):
+            session.model = llm["model"]
+        yield session
 
 
-def _read_event(file_path: str) -> dict[str, Any] | Rejected:
+def _read_event(file_path: str, *, kind_required: bool = True) -> dict[str, Any] | Rejected:
     try:
         source = SourceFile.open(file_path)
         value = json.loads(source.text)
@@ -105,7 +112,7 @@ def _read_event(file_path: str) -> dict[str, Any] | Rejected:
         return Rejected(file_path, 0, error.reason)
     except json.JSONDecodeError as error:
         return Rejected(file_path, error.lineno, f"invalid JSON: {error.msg}")
-    if not isinstance(value, dict) or not isinstance(value.get("kind"), str):
+    if not isinstance(value, dict) or (kind_required and not isinstance(value.get("kind"), str)):
         return Rejected(file_path, 0, "event file is not an object with a `kind`")
     return value
 
