@@ -54,7 +54,7 @@ class DedupOptions:
 
     @property
     def verify_threshold(self) -> float:
-        return max(self.threshold - self.verify_slack, 0.0)
+        return round(max(self.threshold - self.verify_slack, 0.0), 6)
 
     def banding(self) -> tuple[int, int]:
         if self.bands:

@@ -135,7 +135,7 @@ def audit_cross_split(
     max_examples: int = 20,
 ) -> AuditReport:
     """Query each split against the later splits' band index at threshold − slack and count straddling pairs."""
-    query_threshold = max(threshold - slack, 0.0)
+    query_threshold = round(max(threshold - slack, 0.0), 6)
     report = AuditReport(threshold, query_threshold)
     bands, rows = optimal_bands(query_threshold, signatures.shape[1])
     labels = np.asarray(splits)

@@ -1,0 +1,131 @@
+"""`logminer split` and `logminer corpus`: thin click wrappers over logminer.write_split and logminer.corpus.
+
+Heavy modules (polars, numpy, transformers) are imported inside the commands so `logminer --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import click
+
+SHOW = {"show_default": True}
+
+
+def _token_count(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    from logminer.split import parse_token_count
+
+    if value is None:
+        return None
+    try:
+        return parse_token_count(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), ctx=ctx, param=param) from error
+
+
+def _ratios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float, float]:
+    from logminer.split import parse_ratios
+
+    try:
+        return parse_ratios(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), ctx=ctx, param=param) from error
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for calibration/validation/eval .parquet and .txt, buckets and manifest.json.")
+@click.option("--tokenizer", type=click.Path(exists=True), default=None,
+              help="Tokenizer folder, tokenizer.json or GGUF: render with its chat template and count its tokens "
+                   "(default: the plain fallback template, word-and-punctuation counts).")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.7, **SHOW,
+              help="Near-duplicate Jaccard threshold (word 5-grams); candidates verified at threshold - 0.05.")
+@click.option("--num-perm", type=click.IntRange(8, 1024), default=120, **SHOW, help="MinHash permutations.")
+@click.option("--holdout", multiple=True, type=click.Path(exists=True),
+              help="Holdout source (SWE-bench instances or id lists, BFCL files, any text corpus); repeatable.")
+@click.option("--holdout-ngram", type=click.IntRange(5, 13), default=13, **SHOW,
+              help="n-gram length of the overlap test against holdout texts.")
+@click.option("--holdout-repo-match", is_flag=True, help="Also drop sessions on a holdout item's repository.")
+@click.option("--group-by", default=None,
+              help="Keep sessions sharing this value in one split: a session column (source_file, agent, model) "
+                   "or a metadata field (e.g. repo).")
+@click.option("--ratios", default="0.8,0.1,0.1", callback=_ratios, **SHOW,
+              help="calibration,validation,eval shares of tokens (used for splits without a token budget).")
+@click.option("--calibration-tokens", callback=_token_count, help="Token budget of calibration (e.g. 500k).")
+@click.option("--validation-tokens", callback=_token_count, help="Token budget of validation.")
+@click.option("--eval-tokens", callback=_token_count, help="Token budget of eval.")
+@click.option("--seed", type=int, default=0, **SHOW, help="Seed of the group order (and nothing else).")
+@click.option("--strict", is_flag=True,
+              help="Fail (write nothing) if a near-duplicate pair straddles splits or a holdout item hits calibration.")
+@click.option("--include-reasoning", is_flag=True, help="Keep reasoning/thinking text in the rendered documents.")
+@click.option("--progress/--no-progress", default=True, **SHOW, help="Progress bars on stderr.")
+def split(inputs, out_dir, tokenizer, threshold, num_perm, holdout, holdout_ngram, holdout_repo_match, group_by,
+          ratios, calibration_tokens, validation_tokens, eval_tokens, seed, strict, include_reasoning,
+          progress) -> None:
+    """Deduplicate, decontaminate and split sessions into calibration / validation / eval.
+
+    INPUTS are sessions.parquet files from `logminer ingest` or raw logs (ingested in-process).
+    """
+    from logminer.decontaminate import DecontaminationOptions
+    from logminer.dedup import DedupOptions
+    from logminer.split import SplitOptions
+    from logminer.split_inputs import InputError
+    from logminer.write_split import SplitError, SplitJob, run_split
+
+    job = SplitJob(
+        inputs=tuple(inputs), out_dir=out_dir, tokenizer=tokenizer, holdout=tuple(holdout), group_by=group_by,
+        include_reasoning=include_reasoning, strict=strict, progress=progress,
+        dedup=DedupOptions(threshold=threshold, num_perm=num_perm),
+        decontamination=DecontaminationOptions(ngram=holdout_ngram, minhash_threshold=threshold,
+                                               match_repo=holdout_repo_match),
+        split=SplitOptions(ratios=ratios, budgets=(calibration_tokens, validation_tokens, eval_tokens), seed=seed),
+    )
+    try:
+        manifest = run_split(job)
+    except (SplitError, InputError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(summary_table(manifest))
+
+
+def summary_table(manifest: dict) -> str:
+    counts, tokens, audit = manifest["counts"], manifest["tokens"], manifest["audit"]
+    lines = [f"{'bucket':<14}{'sessions':>10}{'tokens':>12}"]
+    for name in ("calibration", "validation", "eval"):
+        lines.append(f"{name:<14}{counts[name]:>10}{tokens[name]:>12}")
+    for name in ("duplicates", "contaminated", "rejected"):
+        lines.append(f"{name:<14}{counts[name]:>10}")
+    lines.append(f"{'input':<14}{counts['input_sessions']:>10}   (adds up: {'yes' if counts['adds_up'] else 'NO'})")
+    lines.append(f"audit: {audit['cross_pairs_near']} cross-split pairs at J >= {audit['query_threshold']}, "
+                 f"{audit['cross_pairs_at_threshold']} at J >= {audit['threshold']}; "
+                 f"{audit['holdout_hits_calibration']} holdout hits in calibration")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("recipe", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for calibration.txt, validation.txt, eval.txt and corpus_manifest.json.")
+@click.option("--source", "sources", multiple=True, metavar="NAME=PATH",
+              help="Override the path of a recipe source (repeatable).")
+@click.option("--tokenizer", type=click.Path(exists=True), default=None,
+              help="Tokenizer for token budgets (default: word-and-punctuation counts).")
+@click.option("--seed", type=int, default=None, help="Override the recipe's seed.")
+@click.option("--progress/--no-progress", default=True, **SHOW, help="Progress bars on stderr.")
+def corpus(recipe, out_dir, sources, tokenizer, seed, progress) -> None:
+    """Assemble calibration / validation / eval text files from a recipe (see corpora/README.md)."""
+    from logminer.corpus import CorpusError, build_corpus, load_recipe
+
+    overrides = {}
+    for item in sources:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"{item!r} is not NAME=PATH", param_hint="--source")
+        overrides[name] = path
+    try:
+        manifest = build_corpus(load_recipe(recipe, overrides, seed), out_dir, tokenizer=tokenizer,
+                                progress=progress)
+    except CorpusError as error:
+        raise click.ClickException(str(error)) from error
+    for name, info in manifest["slices"].items():
+        click.echo(f"{name:<12}{info['documents']:>8} docs {info['tokens']:>10} tokens  "
+                   + ", ".join(f"{p['source']}: {p['tokens']}" for p in info["parts"]))
+    click.echo(f"disjoint: {manifest['disjoint']['exact_pairs']} exact, {manifest['disjoint']['near_pairs']} near pairs")

@@ -1,0 +1,76 @@
+"""Inputs of `logminer split`: sessions.parquet files written by `logminer ingest`, or raw logs ingested in-process.
+
+A file is a sessions table when it is parquet (magic bytes `PAR1`) with the SESSION_SCHEMA columns; every other
+input goes through `logminer.ingest` with its default options, so redaction and cleaning happen exactly as in
+`logminer ingest`. Ingest rejections are carried along (stage "ingest") so the split's accounting covers them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from logminer.schema import SESSION_SCHEMA, Session, frame_to_sessions
+from logminer.sources import SourceError, expand_inputs
+
+PARQUET_MAGIC = b"PAR1"
+
+
+class InputError(Exception):
+    """An input that cannot be used, named with the reason."""
+
+
+@dataclass
+class LoadedInputs:
+    files: list[str]  # every input file, sorted (their sha256s go into the manifest)
+    sessions: list[Session] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # rows of REJECTED_SCHEMA, stage "ingest"
+
+
+def is_sessions_table(path: str) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) == PARQUET_MAGIC
+
+
+def read_sessions_table(path: str) -> list[Session]:
+    """Sessions from a parquet file that `logminer ingest` wrote; a file without the session columns is an error."""
+    try:
+        frame = pl.scan_parquet(path).collect()
+    except Exception as error:  # polars raises ComputeError / OSError variants for unreadable parquet
+        raise InputError(f"{path}: cannot read parquet: {error}") from error
+    missing = [name for name in SESSION_SCHEMA if name not in frame.columns]
+    if missing:
+        raise InputError(f"{path}: not a sessions table from `logminer ingest` (missing columns: {', '.join(missing)})")
+    return frame_to_sessions(frame.select(list(SESSION_SCHEMA)))
+
+
+def load_inputs(inputs: list[str], *, include_reasoning: bool = False) -> LoadedInputs:
+    """Every session of the inputs: parquet tables read directly, the other files through the ingest pipeline."""
+    try:
+        files = expand_inputs(inputs)
+    except SourceError as error:
+        raise InputError(str(error)) from error
+    loaded = LoadedInputs(files)
+    raw = []
+    for path in files:
+        if is_sessions_table(path):
+            loaded.sessions.extend(read_sessions_table(path))
+        else:
+            raw.append(path)
+    if raw:
+        sessions, rejected = ingest_raw(raw)
+        loaded.sessions.extend(sessions)
+        loaded.rejected.extend(rejected)
+    return loaded
+
+
+def ingest_raw(paths: list[str]) -> tuple[list[Session], list[dict[str, Any]]]:
+    """Run `logminer.ingest` in-process on raw log files: (sessions, rejected rows)."""
+    try:
+        from logminer import ingest
+    except ImportError as error:
+        raise InputError(f"raw logs need logminer.ingest, which is not available ({error}); "
+                         "run `logminer ingest` first and pass its sessions.parquet") from error
+    return ingest.split_input_sessions(paths)
