@@ -1,0 +1,170 @@
+"""The ingest pipeline: read → redact → clean → infer tools → count tokens (truncate) → score → filter → write.
+
+Streaming: sessions are written in batches of `batch_size` rows to parquet parts in a temporary folder beside the
+output; the parts are concatenated by polars' streaming engine (`scan_parquet(parts).sink_parquet`) into the output,
+which is moved into place atomically, and report.json is written beside it. Memory is bounded by one batch (plus
+one input file being parsed), not by the corpus.
+
+Row order is the input order, which is deterministic: folder formats first (sorted), then files sorted by path,
+each in file order; no run timestamps are written, so the same inputs and options give byte-identical outputs.
+The output table is INGEST_SCHEMA: SESSION_SCHEMA plus the score and metric columns named below.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from logminer.atomic import write_atomic, write_with
+from logminer.clean import clean_session, truncate_to_tokens
+from logminer.detect import read_inputs
+from logminer.redact import redact_session
+from logminer.render import count_tokens, render_session
+from logminer.report import IngestReport
+from logminer.schema import SESSION_SCHEMA, Rejected, Session, Skipped, session_to_row
+from logminer.score import infer_tools, score_session
+
+# SESSION_SCHEMA extended with what ingest computes; readers of sessions.parquet may ignore these columns
+INGEST_SCHEMA: dict[str, pl.DataType] = {
+    **SESSION_SCHEMA,
+    "score": pl.Float64,
+    "score_reasons": pl.List(pl.Utf8),
+    "tokens": pl.Int64,
+    "n_turns": pl.Int64,
+    "n_tool_calls": pl.Int64,
+    "n_tool_errors": pl.Int64,
+    "tool_error_rate": pl.Float64,
+    "chars": pl.Int64,
+    "code_share": pl.Float64,
+    "non_latin_share": pl.Float64,
+}
+REPORT_NAME = "report.json"
+
+
+@dataclass
+class IngestOptions:
+    """Filters and rendering choices of one ingest run (recorded in report.json)."""
+
+    strict: bool = False
+    min_score: float = 0.0
+    min_turns: int = 1
+    min_tokens: int = 0
+    max_tokens: int | None = None
+    include_reasoning: bool = False
+    tokenizer: Any = field(default=None, repr=False)  # a loaded tokenizer, or None for the plain fallback
+    tokenizer_name: str | None = None
+    batch_size: int = 2000
+
+    def describe(self) -> dict[str, Any]:
+        return {"strict": self.strict, "min_score": self.min_score, "min_turns": self.min_turns,
+                "min_tokens": self.min_tokens, "max_tokens": self.max_tokens,
+                "include_reasoning": self.include_reasoning, "tokenizer": self.tokenizer_name}
+
+
+def session_tokens(session: Session, options: IngestOptions) -> int:
+    text = render_session(session, options.tokenizer, include_reasoning=options.include_reasoning)
+    return count_tokens([text], options.tokenizer)[0]
+
+
+def process_session(session: Session, options: IngestOptions, report: IngestReport) -> tuple[dict | None, str | None]:
+    """One session through redact → clean → score → filters: (output row, None) or (None, filter reason)."""
+    redact_session(session, report.redactions)
+    clean_session(session, report.cleaning)
+    if not session.turns:
+        return None, "no turns after cleaning"
+    if not session.tools:
+        session.tools = infer_tools(session)
+
+    def count(candidate: Session) -> int:
+        return session_tokens(candidate, options)
+
+    if options.max_tokens is not None:
+        truncate_to_tokens(session, options.max_tokens, count, report.cleaning)
+        if not session.turns:
+            return None, f"longer than --max-tokens {options.max_tokens} at its first boundary"
+    if len(session.turns) < options.min_turns:
+        return None, f"fewer than --min-turns {options.min_turns} turns"
+    tokens = count(session)
+    if tokens < options.min_tokens:
+        return None, f"fewer than --min-tokens {options.min_tokens} tokens"
+    score = score_session(session, tokens)
+    if score.value < options.min_score:
+        return None, f"score below --min-score {options.min_score}"
+    metrics = score.metrics
+    row = session_to_row(session)
+    row.update(score=score.value, score_reasons=score.reasons, tokens=tokens, n_turns=metrics["turns"],
+               n_tool_calls=metrics["tool_calls"], n_tool_errors=metrics["tool_errors"],
+               tool_error_rate=metrics["tool_error_rate"], chars=metrics["chars"],
+               code_share=metrics["code_share"], non_latin_share=metrics["non_latin_share"])
+    return row, None
+
+
+def ingest_rows(inputs: list[str], options: IngestOptions, report: IngestReport,
+                on_source: Callable[[str], None] | None = None) -> Iterator[dict]:
+    """Output rows of every kept session; every record's fate goes into `report`."""
+    current = None
+    for path, fmt, event in read_inputs(inputs, strict=options.strict):
+        if path != current:
+            current = path
+            if on_source is not None:
+                on_source(path)
+        if isinstance(event, Rejected):
+            report.rejected(path, fmt, event)
+        elif isinstance(event, Skipped):
+            report.skipped(path, fmt, event)
+        else:
+            report.session_read(path, fmt)
+            row, reason = process_session(event, options, report)
+            if row is None:
+                report.filtered(path, fmt, reason or "filtered", event.records)
+            else:
+                report.kept(path, fmt, event)
+                yield row
+
+
+def ingest(inputs: list[str], output: str | os.PathLike, options: IngestOptions,
+           on_source: Callable[[str], None] | None = None) -> IngestReport:
+    """Run the pipeline and write `output` (parquet) and report.json beside it, both atomically."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    report = IngestReport(options=options.describe())
+    parts_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.parts.", dir=output.parent))
+    try:
+        parts = _write_parts(ingest_rows(inputs, options, report, on_source), parts_dir, options.batch_size)
+        write_with(output, lambda tmp: _concatenate(parts, tmp))
+    finally:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+    write_atomic(output.parent / REPORT_NAME, report.dumps())
+    return report
+
+
+def _write_parts(rows: Iterator[dict], folder: Path, batch_size: int) -> list[Path]:
+    parts: list[Path] = []
+    batch: list[dict] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= batch_size:
+            parts.append(_write_part(batch, folder, len(parts)))
+            batch = []
+    if batch or not parts:
+        parts.append(_write_part(batch, folder, len(parts)))
+    return parts
+
+
+def _write_part(rows: list[dict], folder: Path, index: int) -> Path:
+    path = folder / f"part-{index:06d}.parquet"
+    pl.DataFrame(rows, schema=INGEST_SCHEMA).write_parquet(path, compression="zstd", statistics=False)
+    return path
+
+
+def _concatenate(parts: list[Path], target: Path) -> None:
+    pl.scan_parquet([str(p) for p in parts], schema=INGEST_SCHEMA).sink_parquet(
+        target, compression="zstd", statistics=False, maintain_order=True
+    )
