@@ -234,19 +234,25 @@ def _collect_tensors(path, reader: GGUFReader):
     counts: dict[str, np.ndarray] = {}
     extra: dict[str, dict[str, np.ndarray]] = {}
     for tensor in reader.tensors:
-        if tensor.tensor_type != GGMLQuantizationType.F32:
+        is_f32 = tensor.tensor_type == GGMLQuantizationType.F32
+        if tensor.name.endswith((SUMS_SUFFIX, COUNTS_SUFFIX)) and not is_f32:
             raise ImatrixFileError(
                 f"{path}: tensor {tensor.name} is {tensor.tensor_type.name}; llama.cpp reads only F32 imatrix data"
             )
-        data = np.array(tensor.data, dtype=np.float32).reshape(-1)  # copy out of the memory map
+        if not is_f32:
+            continue  # not imatrix data (e.g. the weights of a model given by mistake)
         if tensor.name.endswith(SUMS_SUFFIX):
-            sums[tensor.name[: -len(SUMS_SUFFIX)]] = data
+            sums[tensor.name[: -len(SUMS_SUFFIX)]] = np.array(tensor.data, np.float32).reshape(-1)  # copy from mmap
         elif tensor.name.endswith(COUNTS_SUFFIX):
-            counts[tensor.name[: -len(COUNTS_SUFFIX)]] = data
+            counts[tensor.name[: -len(COUNTS_SUFFIX)]] = np.array(tensor.data, np.float32).reshape(-1)
         elif "." in tensor.name:
             base, _, suffix = tensor.name.rpartition(".")
-            extra.setdefault("." + suffix, {})[base] = data
-    return sums, counts, extra
+            extra.setdefault("." + suffix, {})[base] = tensor.data  # still mapped; copied only if it belongs to an entry
+    extra = {
+        suffix: {base: np.array(data, np.float32).reshape(-1) for base, data in tensors.items() if base in sums}
+        for suffix, tensors in extra.items()
+    }
+    return sums, counts, {suffix: tensors for suffix, tensors in extra.items() if tensors}
 
 
 def _pair_entries(path, sums: dict[str, np.ndarray], counts: dict[str, np.ndarray]) -> dict[str, ImatrixEntry]:
