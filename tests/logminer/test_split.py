@@ -1,0 +1,162 @@
+"""Split: whole groups, ratios and budgets, 0 cross-split near-duplicates, accounting, determinism, CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from logminer.cli import main
+from logminer.schema import Session, Turn, sessions_to_frame
+from logminer.split import OVER_BUDGET, SplitOptions, assign_splits, parse_ratios, parse_token_count
+from logminer.write_split import SplitError, SplitJob, run_split
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from dedup_throughput import planted_corpus, true_jaccard  # noqa: E402
+
+OUTPUTS = ("calibration.parquet", "validation.parquet", "eval.parquet", "calibration.txt", "validation.txt",
+           "eval.txt", "duplicates.parquet", "contaminated.parquet", "rejected.parquet", "manifest.json")
+
+
+@pytest.fixture(scope="module")
+def planted_sessions(tmp_path_factory) -> tuple[Path, object]:
+    corpus = planted_corpus(docs=1200, near=150, exact=30, seed=11)
+    sessions = [
+        Session(session_id=f"s{i:05d}", agent="test-agent", source_file="planted.jsonl", line_start=i + 1,
+                turns=[Turn("user", "Please fix the failing test."), Turn("assistant", text)],
+                metadata={"repo": f"org/repo{i % 9}"})
+        for i, text in enumerate(corpus.texts)
+    ]
+    sessions.append(Session(session_id="empty", agent="test-agent", source_file="planted.jsonl", turns=[]))
+    path = tmp_path_factory.mktemp("planted") / "sessions.parquet"
+    sessions_to_frame(sessions).write_parquet(path)
+    return path, corpus
+
+
+def read_split(out: Path, name: str) -> pl.DataFrame:
+    return pl.read_parquet(out / f"{name}.parquet")
+
+
+def test_parsers() -> None:
+    assert parse_token_count("500k") == 500_000
+    assert parse_token_count("1.5M") == 1_500_000
+    assert parse_token_count("2000") == 2000
+    with pytest.raises(ValueError):
+        parse_token_count("lots")
+    assert parse_ratios("8,1,1") == (0.8, 0.1, 0.1)
+    with pytest.raises(ValueError):
+        parse_ratios("0.5,0.5")
+
+
+def test_groups_stay_whole_and_budgets_hold() -> None:
+    keys = [f"g{i % 10}" for i in range(100)]
+    tokens = [100] * 100  # every group: 1000 tokens
+    by_ratio = assign_splits(keys, tokens, SplitOptions(ratios=(0.6, 0.2, 0.2), seed=3))
+    for key in set(keys):
+        assert len({s for k, s in zip(keys, by_ratio) if k == key}) == 1
+    assert [by_ratio.count(n) for n in ("calibration", "validation", "eval")] == [60, 20, 20]
+    budget = assign_splits(keys, tokens, SplitOptions(budgets=(3500, 1000, 1000)))
+    assert budget.count("calibration") == 30 and budget.count("validation") == 10 and budget.count("eval") == 10
+    assert budget.count(OVER_BUDGET) == 50
+    open_eval = assign_splits(keys, tokens, SplitOptions(ratios=(0.8, 0.1, 0.1), budgets=(2000, 1000, None)))
+    assert open_eval.count("calibration") == 20 and open_eval.count("eval") == 70
+
+
+def test_planted_corpus_split(planted_sessions, tmp_path: Path) -> None:
+    path, corpus = planted_sessions
+    out = tmp_path / "out"
+    manifest = run_split(SplitJob(inputs=(str(path),), out_dir=str(out), progress=False))
+    counts = manifest["counts"]
+    assert counts["input_sessions"] == 1201
+    assert counts["adds_up"]
+    assert counts["rejected"] == 1  # the session without turns
+    assert counts["duplicates"] >= 30 + 140
+    assert manifest["audit"]["cross_pairs_near"] == 0 and manifest["audit"]["clean"]
+    split_of = {}
+    for name in ("calibration", "validation", "eval"):
+        frame = read_split(out, name)
+        assert frame.height == counts[name]
+        assert frame["tokens"].sum() == manifest["tokens"][name]
+        text = (out / f"{name}.txt").read_text(encoding="utf-8")
+        assert text == "\n\n".join(frame["text"].to_list()) + "\n"
+        split_of.update({int(sid[1:]): name for sid in frame["session_id"].to_list()})
+    duplicates = pl.read_parquet(out / "duplicates.parquet")
+    assert set(duplicates["reason"].to_list()) <= {"exact_duplicate", "near_duplicate"}
+    # every planted pair with true Jaccard >= 0.7 is in one cluster: never in two different splits
+    straddling = [(a, b) for a, b in corpus.near_pairs + corpus.exact_pairs
+                  if a in split_of and b in split_of and split_of[a] != split_of[b]
+                  and true_jaccard(corpus.texts[a], corpus.texts[b]) >= 0.7]
+    assert straddling == []
+    assert sum(counts[n] for n in ("calibration", "validation", "eval")) > 900
+
+
+def test_group_by_repo_and_determinism(planted_sessions, tmp_path: Path) -> None:
+    path, _ = planted_sessions
+    runs = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        run_split(SplitJob(inputs=(str(path),), out_dir=str(out), group_by="repo", progress=False))
+        runs.append(out)
+    for name in OUTPUTS:
+        assert (runs[0] / name).read_bytes() == (runs[1] / name).read_bytes(), name
+    seen: dict[str, str] = {}
+    for name in ("calibration", "validation", "eval"):
+        for metadata in read_split(runs[0], name)["metadata"].to_list():
+            repo = json.loads(metadata)["repo"]
+            assert seen.setdefault(repo, name) == name
+
+
+def test_token_budget_respected(planted_sessions, tmp_path: Path) -> None:
+    path, _ = planted_sessions
+    out = tmp_path / "budget"
+    from logminer.split import SplitOptions as Options
+
+    manifest = run_split(SplitJob(inputs=(str(path),), out_dir=str(out), progress=False,
+                                  split=Options(budgets=(20_000, 5_000, 5_000))))
+    assert 19_000 <= manifest["tokens"]["calibration"] <= 20_000
+    assert manifest["tokens"]["validation"] <= 5_000 and manifest["tokens"]["eval"] <= 5_000
+    assert manifest["counts"]["adds_up"]
+    rejected = pl.read_parquet(out / "rejected.parquet")
+    assert rejected.filter(pl.col("reason").str.contains("token budget")).height == manifest["counts"]["rejected"] - 1
+
+
+def test_cli_split_and_errors(planted_sessions, tmp_path: Path) -> None:
+    path, _ = planted_sessions
+    runner = CliRunner()
+    result = runner.invoke(main, ["split", str(path), "-o", str(tmp_path / "cli"), "--ratios", "0.7,0.15,0.15",
+                                  "--calibration-tokens", "50k", "--seed", "5", "--strict", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "calibration" in result.output and "adds up: yes" in result.output
+    manifest = json.loads((tmp_path / "cli" / "manifest.json").read_text())
+    assert manifest["tokens"]["calibration"] <= 50_000 and manifest["options"]["split"]["seed"] == 5
+    bad = runner.invoke(main, ["split", str(path), "-o", str(tmp_path / "x"), "--calibration-tokens", "many"])
+    assert bad.exit_code == 2 and "not a token count" in bad.output
+    missing = runner.invoke(main, ["split", str(tmp_path / "nope.parquet"), "-o", str(tmp_path / "y")])
+    assert missing.exit_code == 1 and "nope.parquet" in missing.output and "Traceback" not in missing.output
+
+
+def test_audit_catches_what_a_blind_dedup_missed(tmp_path: Path) -> None:
+    """With bands × rows = 1 × 120 dedup finds no near pairs; the audit (its own recall banding) must report the
+    straddling copies, and --strict must refuse to write."""
+    from logminer.dedup import DedupOptions
+
+    corpus = planted_corpus(docs=80, near=30, exact=0, seed=2, max_edits=2)
+    sessions = [Session(session_id=f"x{i:03d}", agent="t", source_file="x.jsonl", turns=[Turn("user", text)])
+                for i, text in enumerate(corpus.texts)]
+    path = tmp_path / "s.parquet"
+    sessions_to_frame(sessions).write_parquet(path)
+    blind = DedupOptions(bands=1, rows=120)
+    manifest = run_split(SplitJob(inputs=(str(path),), out_dir=str(tmp_path / "o"), progress=False, dedup=blind,
+                                  split=SplitOptions(ratios=(0.5, 0.25, 0.25))))
+    assert manifest["counts"]["duplicates"] == 0
+    audit = manifest["audit"]
+    assert audit["cross_pairs_at_threshold"] > 0 and not audit["clean"]
+    assert audit["examples"][0]["first_split"] != audit["examples"][0]["second_split"]
+    with pytest.raises(SplitError, match="cross-split"):
+        run_split(SplitJob(inputs=(str(path),), out_dir=str(tmp_path / "strict"), progress=False, dedup=blind,
+                           strict=True, split=SplitOptions(ratios=(0.5, 0.25, 0.25))))
+    assert not (tmp_path / "strict" / "manifest.json").exists()
