@@ -1,0 +1,203 @@
+"""`logminer ingest`, `inspect` and `validate`: thin click commands over logminer.ingest / detect / render.
+
+Heavy imports (transformers through render.load_tokenizer) happen inside the commands, so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+
+import click
+
+from logminer.agents import SOURCES
+
+INPUT_HELP = "Log files, folders or globs (.gz/.zst too); formats are detected from content."
+
+
+def _resolve_inputs(raw: tuple[str, ...], inputs: tuple[str, ...], source: str | None) -> list[str]:
+    """RAW and --input paths; with none, the default log folders of --source."""
+    from logminer.agents import AgentSourceError, source_folders
+
+    explicit = [*raw, *inputs]
+    if explicit:
+        return explicit
+    if source is None:
+        raise click.UsageError("give RAW paths, --input PATH or --source AGENT")
+    try:
+        return source_folders(source)
+    except AgentSourceError as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _progress(paths: list[str], label: str) -> tuple[Callable[[str], None], Callable[[], None]]:
+    """A tqdm bar over input bytes (rate and ETA); returns (advance to this source, close)."""
+    from tqdm import tqdm
+
+    from logminer.sources import expand_inputs
+
+    files = expand_inputs(paths)
+    sizes = {path: os.path.getsize(path) for path in files}
+    bar = tqdm(total=sum(sizes.values()), unit="B", unit_scale=True, desc=label, disable=None, dynamic_ncols=True)
+    done: set[str] = set()
+
+    def finish(source: str) -> None:
+        prefix = source.rstrip(os.sep) + os.sep
+        for path, size in sizes.items():
+            if path not in done and (path == source or path.startswith(prefix)):
+                done.add(path)
+                bar.update(size)
+
+    state = {"current": None}
+
+    def advance(source: str) -> None:
+        if state["current"] is not None:
+            finish(state["current"])
+        state["current"] = source
+
+    def close() -> None:
+        if state["current"] is not None:
+            finish(state["current"])
+        bar.close()
+
+    return advance, close
+
+
+def _load_tokenizer(path: str | None):
+    if path is None:
+        return None
+    from logminer.render import RenderError, load_tokenizer
+
+    try:
+        return load_tokenizer(path)
+    except RenderError as error:
+        raise click.BadParameter(str(error), param_hint="--tokenizer") from error
+
+
+@click.command()
+@click.argument("raw", nargs=-1, type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="sessions.parquet to write.")
+@click.option("--source", type=click.Choice(SOURCES), help="Read this agent's default log folders.")
+@click.option("--input", "inputs", multiple=True, type=click.Path(), help="Log path (repeatable); overrides --source.")
+@click.option("--strict", is_flag=True, help="Stop at the first rejected record instead of counting it.")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Drop sessions below.")
+@click.option("--min-turns", type=click.IntRange(0), default=1, show_default=True, help="Drop shorter sessions.")
+@click.option("--min-tokens", type=click.IntRange(0), default=0, show_default=True, help="Drop shorter sessions.")
+@click.option("--max-tokens", type=click.IntRange(1), default=None,
+              help="Truncate longer sessions to a prefix ending at a paired tool-call boundary.")
+@click.option("--tokenizer", type=click.Path(exists=True),
+              help="Tokenizer folder, tokenizer.json or GGUF: its chat template renders and counts tokens "
+                   "(default: plain fallback template, tokens estimated as UTF-8 bytes / 4).")
+@click.option("--include-reasoning", is_flag=True, help="Keep reasoning text when rendering and counting.")
+@click.option("--batch-size", type=click.IntRange(1), default=2000, show_default=True,
+              help="Sessions per parquet part (bounds memory).")
+def ingest(raw, output, source, inputs, strict, min_score, min_turns, min_tokens, max_tokens, tokenizer,
+           include_reasoning, batch_size) -> None:
+    """Read RAW agent logs into one redacted, cleaned, scored sessions table plus report.json beside it."""
+    from logminer.ingest import IngestOptions
+    from logminer.ingest import ingest as run_ingest
+    from logminer.sources import SourceError
+
+    paths = _resolve_inputs(raw, inputs, source)
+    options = IngestOptions(strict=strict, min_score=min_score, min_turns=min_turns, min_tokens=min_tokens,
+                            max_tokens=max_tokens, include_reasoning=include_reasoning,
+                            tokenizer=_load_tokenizer(tokenizer), tokenizer_name=_tokenizer_name(tokenizer),
+                            batch_size=batch_size)
+    try:
+        advance, close = _progress(paths, "ingest")
+        try:
+            report = run_ingest(paths, output, options, on_source=advance)
+        finally:
+            close()
+    except SourceError as error:
+        raise click.ClickException(str(error)) from error
+    totals = report.totals()
+    click.echo(
+        f"{totals['sessions_kept']} sessions ({totals['turns_kept']} turns, {totals['tool_calls_kept']} tool calls) "
+        f"→ {output}; records: {totals['records']} = {totals['records_kept']} kept + "
+        f"{totals['records_filtered']} filtered + {totals['records_rejected']} rejected; "
+        f"report: {os.path.join(os.path.dirname(output) or '.', 'report.json')}"
+    )
+
+
+def _tokenizer_name(path: str | None) -> str | None:
+    """Only the file or folder name goes into the report (a full path can hold a user name)."""
+    return os.path.basename(os.path.normpath(path)) if path else None
+
+
+@click.command()
+@click.argument("raw", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file instead of a table.")
+@click.option("--strict", is_flag=True, help="Stop at the first rejected record.")
+def inspect(raw, as_json, strict) -> None:
+    """Per file: detected format, sessions, turns, tool calls, rejections with reasons. Writes nothing."""
+    from logminer.detect import read_inputs
+    from logminer.report import IngestReport
+    from logminer.schema import Rejected, Skipped
+    from logminer.sources import SourceError
+
+    report = IngestReport()
+    try:
+        for path, fmt, event in read_inputs(list(raw), strict=strict):
+            if isinstance(event, Rejected):
+                report.rejected(path, fmt, event)
+            elif isinstance(event, Skipped):
+                report.skipped(path, fmt, event)
+            else:
+                report.session_read(path, fmt)
+                report.kept(path, fmt, event)
+    except SourceError as error:
+        raise click.ClickException(str(error)) from error
+    lines_by_file: dict[str, list[dict]] = {}
+    for rejection in report.rejections:
+        lines_by_file.setdefault(rejection["file"], []).append({"line": rejection["line"], "reason": rejection["reason"]})
+    for path, stats in sorted(report.files.items()):
+        row = {"file": path, "format": stats.format, "sessions": stats.sessions_read, "turns": stats.turns_kept,
+               "tool_calls": stats.tool_calls_kept, "records": stats.records,
+               "skipped": dict(sorted(stats.filtered.items())), "rejected": dict(sorted(stats.rejected.items())),
+               "rejections": lines_by_file.get(path, [])}
+        if as_json:
+            click.echo(json.dumps(row, sort_keys=True, ensure_ascii=False))
+            continue
+        click.echo(f"{path}\t{stats.format}\tsessions={row['sessions']}\tturns={row['turns']}\t"
+                   f"tool_calls={row['tool_calls']}\trecords={row['records']}")
+        for item in row["rejections"]:
+            click.echo(f"  rejected line {item['line']}: {item['reason']}")
+        for reason, records in row["skipped"].items():
+            click.echo(f"  {records} records {reason}")
+
+
+@click.command()
+@click.argument("sessions", type=click.Path(exists=True, dir_okay=False))
+@click.option("--tokenizer", required=True, type=click.Path(exists=True),
+              help="Tokenizer folder, tokenizer.json or GGUF whose chat template must render every session.")
+@click.option("--include-reasoning", is_flag=True, help="Render reasoning text too.")
+def validate(sessions, tokenizer, include_reasoning) -> None:
+    """Render every session of SESSIONS through the tokenizer's chat template; report the ones that fail."""
+    import polars as pl
+
+    from logminer.render import RenderError, has_chat_template, render_session
+    from logminer.schema import row_to_session
+
+    loaded = _load_tokenizer(tokenizer)
+    if not has_chat_template(loaded):
+        click.echo("note: this tokenizer has no chat template; sessions render with the plain fallback template")
+    try:
+        frame = pl.read_parquet(sessions)
+    except Exception as error:  # polars raises several error types for unreadable files
+        raise click.ClickException(f"{sessions}: cannot read parquet: {error}") from error
+    failures = 0
+    total = 0
+    for batch in frame.iter_slices(1000):
+        for row in batch.iter_rows(named=True):
+            total += 1
+            session = row_to_session(row)
+            try:
+                render_session(session, loaded, include_reasoning=include_reasoning)
+            except RenderError as error:
+                failures += 1
+                click.echo(f"FAIL {session.session_id} ({session.source_file}): {error}")
+    click.echo(f"{total - failures} of {total} sessions render with {_tokenizer_name(tokenizer)}")
+    if failures:
+        raise click.ClickException(f"{failures} of {total} sessions failed to render")
