@@ -40,6 +40,12 @@ FORMAT_MODULES: tuple[str, ...] = (
     "opencode",
     "swebench",
     "bfcl",
+    # generic API / dataset formats (helper A): after the agent formats, whose files also hold `messages`
+    "llm_logs",
+    "openai_responses",
+    "anthropic_messages",
+    "sharegpt",
+    "openai_chat",
     # catch-all: must stay last
     "plain_text",
 )

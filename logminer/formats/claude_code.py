@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from logminer.formats.common import anthropic_turns, head_objects, session_flags
+from logminer.formats.common import anthropic_turns, session_flags
+from logminer.formats.records import head_objects
 from logminer.formats.jsondoc import iter_json_lines, stable_id
 from logminer.schema import Rejected, Session, Skipped
 from logminer.sources import SourceFile

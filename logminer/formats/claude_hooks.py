@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from logminer.formats.common import head_objects
+from logminer.formats.records import head_objects
 from logminer.formats.jsondoc import iter_json_lines
 from logminer.schema import Rejected, Session, Skipped
 from logminer.sources import SourceFile

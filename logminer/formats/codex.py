@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from logminer.formats.common import ResponsesTurns, head_objects, session_flags
+from logminer.formats.common import ResponsesTurns, session_flags
+from logminer.formats.records import head_objects
 from logminer.formats.jsondoc import iter_json_lines, stable_id
 from logminer.schema import Rejected, Session, Skipped
 from logminer.sources import SourceFile

@@ -1,157 +1,20 @@
 """Message mappings that several readers share: OpenAI chat messages, Anthropic content blocks, Responses API items.
 
-Not a format (no NAME). JSON loading, stable ids and OpenAI `tool_calls` parsing live in `jsondoc`; this module turns
-already-parsed messages into `Turn`s, plus record iteration for files that hold either JSONL or one JSON document.
+Not a format (no NAME). JSON loading, stable ids and OpenAI `tool_calls` parsing live in `jsondoc`, record iteration
+and sniffing helpers in `records`; this module turns already-parsed messages into `Turn`s.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from logminer.formats.jsondoc import iter_json_lines, make_tool_call, openai_tool_calls
-from logminer.schema import Rejected, Session, Turn
-from logminer.sources import SourceError, SourceFile
+from logminer.formats.jsondoc import make_tool_call, openai_tool_calls
+from logminer.schema import Turn
 
 BROKEN_TOOL_JSON = "broken_tool_json"
 NON_TEXT_DROPPED = "non_text_content_dropped"  # images, documents, audio: not calibration text
 ROLE_ALIASES = {"developer": "system", "human": "user", "model": "assistant", "function": "tool"}
-
-
-@dataclass
-class Record:
-    """One JSON value of a file with its position: a JSONL line or one element of a top-level JSON array."""
-
-    value: Any
-    line_start: int
-    line_end: int
-    byte_start: int
-    byte_end: int
-
-
-def iter_records(source: SourceFile) -> Iterator[Record | Rejected]:
-    """Every conversation-level JSON value: JSONL lines, the elements of a top-level array, or one document."""
-    try:
-        text = source.text
-    except SourceError as error:
-        yield Rejected(source.path, 0, error.reason)
-        return
-    stripped = text.lstrip()
-    first_line = stripped.split("\n", 1)[0].strip()
-    if _is_json(first_line) and stripped[len(first_line):].strip():
-        yield from _jsonl_records(source)  # several values, one per line
-    elif stripped.startswith("["):
-        yield from _array_records(source, text)
-    elif _is_json(stripped):
-        yield _document_record(source, text)
-    else:
-        yield from _jsonl_records(source)  # JSONL whose first line is broken, or not JSON at all
-
-
-def _is_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return bool(text)
-
-
-def _jsonl_records(source: SourceFile) -> Iterator[Record | Rejected]:
-    for line, start, end, value in iter_json_lines(source):
-        yield value if isinstance(value, Rejected) else Record(value, line, line, start, end)
-
-
-def _document_record(source: SourceFile, text: str) -> Record:
-    body = text.rstrip()
-    return Record(json.loads(text), 1, body.count("\n") + 1, 0, len(body.encode("utf-8")))
-
-
-def _array_records(source: SourceFile, text: str) -> Iterator[Record | Rejected]:
-    """Elements of a top-level JSON array decoded one by one, so a syntax error rejects only the rest of the file."""
-    decoder = json.JSONDecoder()
-    position = text.index("[") + 1
-    line, byte = 1 + text.count("\n", 0, position), len(text[:position].encode("utf-8"))
-    while True:
-        skipped_to = _skip_separators(text, position)
-        line += text.count("\n", position, skipped_to)
-        byte += len(text[position:skipped_to].encode("utf-8"))
-        position = skipped_to
-        if position >= len(text) or text[position] == "]":
-            if text[position + 1:].strip():
-                yield Rejected(source.path, line, "unexpected text after the top-level JSON array")
-            elif position >= len(text):
-                yield Rejected(source.path, line, "truncated JSON array: no closing ']'")
-            return
-        try:
-            value, end = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as error:
-            yield Rejected(source.path, error.lineno, f"invalid JSON in array element: {error.msg}")
-            return
-        chunk = text[position:end]
-        end_line = line + chunk.count("\n")
-        end_byte = byte + len(chunk.encode("utf-8"))
-        yield Record(value, line, end_line, byte, end_byte)
-        line, byte, position = end_line, end_byte, end
-
-
-def _skip_separators(text: str, position: int) -> int:
-    """Index of the next value: whitespace and at most one comma skipped."""
-    while position < len(text) and text[position] in " \t\r\n,":
-        position += 1
-    return position
-
-
-def first_value(source: SourceFile) -> Any:
-    """The first JSON value of the file (first JSONL line, first array element, or the document), or None.
-
-    For sniffing: reads only what it needs from the decoded head; a first value longer than the head is decoded
-    from the whole text only when the file is small enough for the head to hold it.
-    """
-    if source.is_binary:
-        return None
-    head = source.head.lstrip()
-    first_line = head.split("\n", 1)[0]
-    try:
-        return json.loads(first_line)
-    except ValueError:
-        pass
-    try:
-        if head.startswith("["):
-            return json.JSONDecoder().raw_decode(head, _skip_separators(head, 1))[0]
-        return json.JSONDecoder().raw_decode(head)[0]
-    except (ValueError, IndexError):
-        return None
-
-
-def first_dict(source: SourceFile) -> dict[str, Any] | None:
-    """The first JSON object of the file (see first_value), or None when it is not an object."""
-    value = first_value(source)
-    if isinstance(value, list):  # a one-line JSON array document: its first element
-        value = value[0] if value else None
-    return value if isinstance(value, dict) else None
-
-
-def head_objects(source: SourceFile, limit: int = 8) -> list[dict[str, Any]]:
-    """The JSON objects on the first `limit` complete non-blank lines of the head (JSONL sniffing)."""
-    if source.is_binary:
-        return []
-    found = []
-    lines = source.head.split("\n")
-    for line in lines[:-1] if len(lines) > 1 else lines:
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except ValueError:
-            return found
-        if not isinstance(value, dict):
-            return found
-        found.append(value)
-        if len(found) >= limit:
-            break
-    return found
 
 
 def normal_role(role: Any) -> str | None:
@@ -332,7 +195,11 @@ def session_flags(turns: list[Turn], flags: set[str]) -> list[str]:
 
 
 def tool_definitions(tools: Any) -> list[dict[str, Any]]:
-    """Tool definitions as a list of dicts; a JSON string (ShareGPT, some datasets) is decoded, junk ignored."""
+    """Tool definitions as OpenAI-style `{type: function, function: {name, description, parameters}}` dicts.
+
+    Accepts a JSON string (ShareGPT, some datasets), nested OpenAI definitions (kept as they are), and flat ones
+    (`{name, description, parameters}` of ShareGPT / the Responses API, or Anthropic's `input_schema`).
+    """
     if isinstance(tools, str):
         try:
             tools = json.loads(tools)
@@ -340,14 +207,15 @@ def tool_definitions(tools: Any) -> list[dict[str, Any]]:
             return []
     if isinstance(tools, dict):
         tools = [tools]
-    return [tool for tool in tools if isinstance(tool, dict)] if isinstance(tools, list) else []
-
-
-def position(session: Session, record: Record) -> Session:
-    """Copy a record's line and byte span onto the session."""
-    session.line_start, session.line_end = record.line_start, record.line_end
-    session.byte_start, session.byte_end = record.byte_start, record.byte_end
-    return session
+    definitions = []
+    for tool in tools if isinstance(tools, list) else []:
+        if isinstance(tool, dict) and isinstance(tool.get("function"), dict):
+            definitions.append(tool)
+        elif isinstance(tool, dict) and isinstance(tool.get("name"), str):
+            parameters = tool.get("parameters", tool.get("input_schema", {}))
+            function = {"name": tool["name"], "description": tool.get("description", ""), "parameters": parameters}
+            definitions.append({"type": "function", "function": function})
+    return definitions
 
 
 class ResponsesTurns:

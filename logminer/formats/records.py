@@ -1,0 +1,190 @@
+"""Record iteration and sniffing helpers for JSON readers: JSONL lines, top-level arrays and single documents.
+
+Not a format (no NAME). `parse_records` runs a reader's record → Session conversion over a file with the accounting
+every reader needs (one event per record, precise rejections, positions, deterministic fallback ids).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from logminer.formats.jsondoc import iter_json_lines, stable_id
+from logminer.schema import Rejected, Session, Skipped
+from logminer.sources import SourceError, SourceFile
+
+
+class ShapeError(ValueError):
+    """A record whose JSON is valid but whose shape the reader does not know; the message is the reason."""
+
+
+@dataclass
+class Record:
+    """One JSON value of a file with its position: a JSONL line or one element of a top-level JSON array."""
+
+    value: Any
+    line_start: int
+    line_end: int
+    byte_start: int
+    byte_end: int
+
+
+def iter_records(source: SourceFile) -> Iterator[Record | Rejected]:
+    """Every conversation-level JSON value: JSONL lines, the elements of a top-level array, or one document."""
+    try:
+        text = source.text
+    except SourceError as error:
+        yield Rejected(source.path, 0, error.reason)
+        return
+    stripped = text.lstrip()
+    first_line = stripped.split("\n", 1)[0].strip()
+    if _is_json(first_line) and stripped[len(first_line):].strip():
+        yield from _jsonl_records(source)  # several values, one per line
+    elif stripped.startswith("[") and not _is_message_list(source):
+        yield from _array_records(source, text)
+    elif _is_json(stripped):
+        yield _document_record(source, text)  # one object, or one array of messages
+    else:
+        yield from _jsonl_records(source)  # JSONL whose first line is broken, or not JSON at all
+
+
+def _is_message_list(source: SourceFile) -> bool:
+    """A top-level array of chat messages (`role` objects): one conversation, read as one record."""
+    value = first_value(source)
+    first = value[0] if isinstance(value, list) and value else value
+    return isinstance(first, dict) and "role" in first and not {"messages", "conversations"} & first.keys()
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return bool(text)
+
+
+def _jsonl_records(source: SourceFile) -> Iterator[Record | Rejected]:
+    for line, start, end, value in iter_json_lines(source):
+        yield value if isinstance(value, Rejected) else Record(value, line, line, start, end)
+
+
+def _document_record(source: SourceFile, text: str) -> Record:
+    body = text.rstrip()
+    return Record(json.loads(text), 1, body.count("\n") + 1, 0, len(body.encode("utf-8")))
+
+
+def _array_records(source: SourceFile, text: str) -> Iterator[Record | Rejected]:
+    """Elements of a top-level JSON array decoded one by one, so a syntax error rejects only the rest of the file."""
+    decoder = json.JSONDecoder()
+    position = text.index("[") + 1
+    line, byte = 1 + text.count("\n", 0, position), len(text[:position].encode("utf-8"))
+    while True:
+        skipped_to = _skip_separators(text, position)
+        line += text.count("\n", position, skipped_to)
+        byte += len(text[position:skipped_to].encode("utf-8"))
+        position = skipped_to
+        if position >= len(text) or text[position] == "]":
+            if text[position + 1:].strip():
+                yield Rejected(source.path, line, "unexpected text after the top-level JSON array")
+            elif position >= len(text):
+                yield Rejected(source.path, line, "truncated JSON array: no closing ']'")
+            return
+        try:
+            value, end = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as error:
+            yield Rejected(source.path, error.lineno, f"invalid JSON in array element: {error.msg}")
+            return
+        chunk = text[position:end]
+        end_line = line + chunk.count("\n")
+        end_byte = byte + len(chunk.encode("utf-8"))
+        yield Record(value, line, end_line, byte, end_byte)
+        line, byte, position = end_line, end_byte, end
+
+
+def _skip_separators(text: str, position: int) -> int:
+    """Index of the next value: whitespace and at most one comma skipped."""
+    while position < len(text) and text[position] in " \t\r\n,":
+        position += 1
+    return position
+
+
+def first_value(source: SourceFile) -> Any:
+    """The first JSON value of the file (first JSONL line, first array element, or the document), or None.
+
+    For sniffing: reads only what it needs from the decoded head; a first value longer than the head is decoded
+    from the whole text only when the file is small enough for the head to hold it.
+    """
+    if source.is_binary:
+        return None
+    head = source.head.lstrip()
+    first_line = head.split("\n", 1)[0]
+    try:
+        return json.loads(first_line)
+    except ValueError:
+        pass
+    try:
+        if head.startswith("["):
+            return json.JSONDecoder().raw_decode(head, _skip_separators(head, 1))[0]
+        return json.JSONDecoder().raw_decode(head)[0]
+    except (ValueError, IndexError):
+        return None
+
+
+def first_dict(source: SourceFile) -> dict[str, Any] | None:
+    """The first JSON object of the file (see first_value), or None when it is not an object."""
+    value = first_value(source)
+    if isinstance(value, list):  # a one-line JSON array document: its first element
+        value = value[0] if value else None
+    return value if isinstance(value, dict) else None
+
+
+def head_objects(source: SourceFile, limit: int = 8) -> list[dict[str, Any]]:
+    """The JSON objects on the first `limit` complete non-blank lines of the head (JSONL sniffing)."""
+    if source.is_binary:
+        return []
+    found = []
+    lines = source.head.split("\n")
+    for line in lines[:-1] if len(lines) > 1 else lines:
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            return found
+        if not isinstance(value, dict):
+            return found
+        found.append(value)
+        if len(found) >= limit:
+            break
+    return found
+
+
+def position(session: Session, record: Record) -> Session:
+    """Copy a record's line and byte span onto the session."""
+    session.line_start, session.line_end = record.line_start, record.line_end
+    session.byte_start, session.byte_end = record.byte_start, record.byte_end
+    return session
+
+
+
+def parse_records(source: SourceFile, name: str, convert: Callable[[Any], Session | Skipped]) -> Iterator[Session | Skipped | Rejected]:
+    """Every record of the file through `convert`: ShapeError → Rejected with the record's line; Sessions get the
+    reader's name, the file, the record's position and, without an own id, `<name>:<hash of path and line>`."""
+    for record in iter_records(source):
+        if isinstance(record, Rejected):
+            yield record
+            continue
+        try:
+            event = convert(record.value)
+        except ShapeError as error:
+            yield Rejected(source.path, record.line_start, str(error))
+            continue
+        if isinstance(event, Skipped):
+            event.source_file, event.line = source.path, record.line_start
+            yield event
+            continue
+        event.agent, event.source_file = name, source.path
+        event.session_id = event.session_id or f"{name}:{stable_id(source.path, record.line_start)}"
+        yield position(event, record)
