@@ -57,10 +57,9 @@ def sniff(source: SourceFile) -> bool:
     if source.is_binary:
         return False
     if starts_with_json(head, "{"):
-        line = first_json_line(head)
-        if line is not None:
-            return _is_instance(line)
-        return bool(re.match(r'\s*\{\s*"instance_id"\s*:\s*\[', head))  # dict of columns
+        if re.match(r'\s*\{\s*"instance_id"\s*:\s*\[', head):  # dict of columns
+            return True
+        return _is_instance(first_json_line(head))
     if starts_with_json(head, "["):
         first_object = re.match(r"\s*\[\s*(\{.*?\"instance_id\"\s*:)", head, re.DOTALL)
         if first_object:
@@ -70,13 +69,15 @@ def sniff(source: SourceFile) -> bool:
         ids = re.findall(r'"([^"]*)"', head[:4000])
         return len(ids) >= 1 and all(normalise_id(i) for i in ids[:20])
     lines = [line for line in head.splitlines()[:20] if line.strip()]
-    return bool(lines) and all(normalise_id(line) for line in lines)
+    ids = sum(1 for line in lines if normalise_id(line))
+    return bool(lines) and ids >= 0.8 * len(lines)  # a stray bad line is Rejected by parse(), not a reason to miss
 
 
 def iter_instances(source: SourceFile) -> Iterator[tuple[int, dict[str, Any]] | Rejected]:
     """(line, instance) for every instance in the file; ids alone come as {"instance_id": id}."""
     head = source.head
-    if starts_with_json(head, "{") and first_json_line(head) is not None:
+    line = first_json_line(head)
+    if starts_with_json(head, "{") and isinstance(line, dict) and isinstance(line.get("instance_id"), str):
         for number, _start, _end, value in iter_json_lines(source):
             if isinstance(value, Rejected):
                 yield value
