@@ -27,6 +27,8 @@ def sniff(source: SourceFile) -> bool:
         value = {"messages": value}  # a bare message list (Cline's api_conversation_history.json)
     elif isinstance(value, list):
         value = value[0] if value else None
+    elif isinstance(value, dict) and "role" in value and source.head.lstrip().startswith("["):
+        value = {"messages": [value]}  # pretty-printed bare message list: first_value gave its first element
     if not isinstance(value, dict):
         return False
     if isinstance(value.get("request"), dict) and isinstance(value.get("response"), dict):

@@ -34,6 +34,8 @@ def sniff(source: SourceFile) -> bool:
         if value and isinstance(value[0], dict) and _is_message(value[0]):
             return _has_roles(value)
         value = value[0] if value else None
+    elif isinstance(value, dict) and _is_message(value) and source.head.lstrip().startswith("["):
+        return _has_roles([value])  # a pretty-printed bare message list: first_value gave its first element
     if not isinstance(value, dict) or any(key in value for key in _RESERVED):
         return False
     messages = value.get("messages")
