@@ -4,7 +4,11 @@
 - prefix: a session whose turns are the first turns of a longer session (an earlier call of the same conversation,
   e.g. consecutive LiteLLM completion logs) — turns compared by role, normalised text and tool calls, not by ids;
 - near: MinHash (word 5-grams, datasketch-compatible signatures) + LSH banding chosen for recall, every candidate
-  pair verified by its estimated Jaccard similarity.
+  pair verified by its estimated Jaccard similarity;
+- contained: two runs of the same task (first user turns of at least MIN_TASK_WORDS words with estimated Jaccard
+  ≥ task_threshold, 0.9 — e.g. two replays of one SWE-bench issue with different tool bundles) whose smaller document lies mostly inside the larger one:
+  estimated containment |A ∩ B| / min(|A|, |B|) at least the verification threshold. Jaccard alone misses these
+  (one run's longer system prompt halves it), and banding cannot find low-Jaccard pairs, hence the task key.
 Clusters are the connected components of all three kinds of edges (union-find). The representative of a cluster
 is its longest document (characters), then the lowest index — callers pass documents in a canonical order.
 """
@@ -17,13 +21,23 @@ from dataclasses import dataclass, field
 import numpy as np
 import xxhash
 
-from logminer.minhash import MinHasher, candidate_pairs, estimated_jaccard, normalize, optimal_bands
+from logminer.minhash import (
+    MinHasher,
+    candidate_pairs,
+    estimated_containment,
+    estimated_jaccard,
+    normalize,
+    optimal_bands,
+    shingle_block,
+)
 from logminer.schema import Session
 
 KEPT = ""
 EXACT = "exact_duplicate"
 PREFIX = "prefix_duplicate"
 NEAR = "near_duplicate"
+CONTAINED = "contained_duplicate"
+MIN_TASK_WORDS = 20
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,7 @@ class DedupOptions:
     seed: int = 1
     scheme: str = "affine32"
     verify_slack: float = 0.05
+    task_threshold: float = 0.9  # first user turns this similar are the same task (agent templates share the rest)
     threads: int = 2
 
     def __post_init__(self) -> None:
@@ -106,37 +121,76 @@ class UnionFind:
         return np.array([self.find(i) for i in range(len(self.parent))], dtype=np.int64)
 
 
-def turn_keys(session: Session, include_reasoning: bool = False) -> tuple[int, ...]:
-    """One 64-bit key per turn from role, normalised text and tool calls (ids left out: replays renumber them)."""
+def turn_keys(session: Session, include_reasoning: bool = False) -> tuple[tuple[int, int], ...]:
+    """Per turn, (strict key, loose key): the strict key covers role, normalised text and tool calls (ids left out:
+    replays renumber them), the loose key role and text only."""
     keys = []
     for turn in session.turns:
         parts = [turn.role, normalize(turn.text)]
         if include_reasoning:
             parts.append(normalize(turn.reasoning))
+        loose = xxhash.xxh64_intdigest("\x1f".join(parts).encode("utf-8"))
         parts.extend(f"{call.name}({normalize(call.arguments)})" for call in turn.tool_calls)
-        keys.append(xxhash.xxh64_intdigest("\x1f".join(parts).encode("utf-8")))
+        keys.append((xxhash.xxh64_intdigest("\x1f".join(parts).encode("utf-8")), loose))
     return tuple(keys)
 
 
-def prefix_pairs(keys: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
-    """(shorter, longer) for every document whose turn sequence is a proper prefix of a longer one's.
+def task_text(session: Session) -> str:
+    """The session's task: its first user turn, or "" when that has fewer than MIN_TASK_WORDS words."""
+    first_user = next((turn.text for turn in session.turns if turn.role == "user"), "")
+    return first_user if len(normalize(first_user).split()) >= MIN_TASK_WORDS else ""
 
-    The longer partner is the longest document having that prefix (then the lowest index), so chains of
-    consecutive logs all point at the final, complete conversation.
+
+def task_pairs(tasks: Sequence[str], options: DedupOptions) -> np.ndarray:
+    """Pairs (i < j) of documents whose task texts have estimated Jaccard ≥ options.task_threshold. Agent prompt
+    templates make first user turns of *different* tasks 0.6–0.8 similar, so this threshold is well above the
+    near-duplicate one."""
+    present = np.array([i for i, task in enumerate(tasks) if task], dtype=np.int64)
+    if len(present) < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    signatures = options.hasher().run([tasks[i] for i in present])[0]
+    local = candidate_pairs(signatures, *options.banding())
+    local = local[estimated_jaccard(signatures, local) >= options.task_threshold]
+    return present[local]
+
+
+def distinct_shingles(texts: Sequence[str], which: np.ndarray, ngram: int) -> np.ndarray:
+    """Number of distinct shingles of the documents `which` (zeros elsewhere): the set sizes containment needs."""
+    sizes = np.zeros(len(texts), dtype=np.int64)
+    for index in which.tolist():
+        sizes[index] = len(np.unique(shingle_block([texts[index]], ngram).hashes))
+    return sizes
+
+
+def _chain(previous: int, key: int) -> int:
+    return xxhash.xxh64_intdigest(previous.to_bytes(8, "little") + key.to_bytes(8, "little"))
+
+
+def prefix_pairs(keys: Sequence[Sequence[tuple[int, int]]]) -> list[tuple[int, int]]:
+    """(shorter, longer) for every document whose turns are a proper prefix of a longer document's turns.
+
+    All turns but the shorter one's last must match strictly; its last turn matches on role and text only, since
+    a logged response can lose the tool calls whose results it never saw (cleaning drops unanswered calls). The
+    longer partner is the longest document having that prefix (then the lowest index), so chains of consecutive
+    logs all point at the final, complete conversation.
     """
-    best_extension: dict[tuple[int, int], int] = {}  # (prefix length, chain hash) → longest doc with that prefix
-    full_chain: list[tuple[int, int]] = []
+    best_extension: dict[tuple[int, int], int] = {}  # (prefix length, prefix chain) → longest doc with it
+    own_chain: list[tuple[int, int]] = []
     for index, sequence in enumerate(keys):
-        chain = 0
-        for length, key in enumerate(sequence, start=1):
-            chain = xxhash.xxh64_intdigest(chain.to_bytes(8, "little") + key.to_bytes(8, "little"))
+        strict = 0
+        for length, (strict_key, loose_key) in enumerate(sequence, start=1):
+            ended = _chain(strict, loose_key)
             if length < len(sequence):
-                current = best_extension.get((length, chain))
+                current = best_extension.get((length, ended))
                 if current is None or len(keys[current]) < len(sequence):
-                    best_extension[(length, chain)] = index
-        full_chain.append((len(sequence), chain))
+                    best_extension[(length, ended)] = index
+            else:
+                own_chain.append((length, ended))
+            strict = _chain(strict, strict_key)
+        if not sequence:
+            own_chain.append((0, 0))
     pairs = []
-    for index, signature in enumerate(full_chain):
+    for index, signature in enumerate(own_chain):
         longer = best_extension.get(signature) if signature[0] else None
         if longer is not None:
             pairs.append((index, longer))
@@ -147,11 +201,12 @@ def deduplicate(
     texts: Sequence[str],
     options: DedupOptions = DedupOptions(),
     *,
-    turns: Sequence[Sequence[int]] | None = None,
+    turns: Sequence[Sequence[tuple[int, int]]] | None = None,
+    tasks: Sequence[str] | None = None,
     progress=None,
 ) -> DedupResult:
-    """Cluster `texts` (canonical order) by exact, prefix (when `turns` keys are given) and near duplication."""
-    signatures, exact_keys = options.hasher().run(texts, progress=progress)
+    """Cluster `texts` (canonical order) by exact, prefix (`turns` keys), near and same-task containment."""
+    signatures, exact_keys, _ = options.hasher().run(texts, progress=progress)
     count = len(texts)
     sets = UnionFind(count)
     first_of_key: dict[int, int] = {}
@@ -167,6 +222,15 @@ def deduplicate(
     similar = estimated_jaccard(signatures, pairs) >= options.verify_threshold
     for first, second in pairs[similar].tolist():
         sets.union(first, second)
+    contained = set()
+    if tasks is not None:
+        same_task = task_pairs(tasks, options)
+        jaccard = estimated_jaccard(signatures, same_task)
+        distinct = distinct_shingles(texts, np.unique(same_task), options.ngram)
+        share = estimated_containment(jaccard, distinct[same_task[:, 0]], distinct[same_task[:, 1]])
+        for first, second in same_task[share >= options.verify_threshold].tolist():
+            sets.union(first, second)
+            contained.update((first, second))
     representative = _representatives(sets.roots(), [len(t) for t in texts])
     similarity = estimated_jaccard(signatures, np.stack((np.arange(count), representative), axis=1))
     reason = []
@@ -177,7 +241,7 @@ def deduplicate(
             reason.append(EXACT)
             similarity[index] = 1.0
         else:
-            reason.append(PREFIX if index in prefixed else NEAR)
+            reason.append(PREFIX if index in prefixed else CONTAINED if index in contained else NEAR)
     return DedupResult(representative, reason, similarity, signatures, exact_keys, int(similar.sum()), len(pairs))
 
 

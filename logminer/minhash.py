@@ -273,25 +273,26 @@ class MinHasher:
     def params(self) -> tuple[np.ndarray, np.ndarray]:
         return permutations(self.num_perm, self.seed, self.scheme)
 
-    def block(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(signatures, exact keys) of one block of texts."""
+    def block(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(signatures, exact keys, shingle counts) of one block of texts."""
         a, b = self.params()
         shingled = shingle_block(texts, self.ngram)
-        return signatures_from_hashes(shingled.hashes, shingled.offsets, a, b, self.scheme), shingled.exact_keys
+        signatures = signatures_from_hashes(shingled.hashes, shingled.offsets, a, b, self.scheme)
+        return signatures, shingled.exact_keys, np.diff(shingled.offsets)
 
-    def run(self, texts: Sequence[str], progress=None) -> tuple[np.ndarray, np.ndarray]:
-        """(signatures docs × num_perm, exact keys per doc) for all texts, in input order."""
+    def run(self, texts: Sequence[str], progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(signatures docs × num_perm, exact keys, shingle counts) for all texts, in input order."""
         blocks = [texts[i : i + self.block_docs] for i in range(0, len(texts), self.block_docs)]
         if not blocks:
             dtype = np.uint32 if self.scheme == "affine32" else np.uint64
-            return np.zeros((0, self.num_perm), dtype=dtype), np.zeros(0, dtype=np.uint64)
+            return np.zeros((0, self.num_perm), dtype=dtype), np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
         with ThreadPoolExecutor(max_workers=max(1, self.threads)) as pool:
             results = []
             for block_result, block in zip(pool.map(self.block, blocks), blocks):
                 results.append(block_result)
                 if progress is not None:
                     progress.update(len(block))
-        return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
+        return tuple(np.concatenate([r[part] for r in results]) for part in range(3))  # type: ignore[return-value]
 
 
 def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
@@ -337,6 +338,13 @@ def estimated_jaccard(signatures: np.ndarray, pairs: np.ndarray, other: np.ndarr
         part = pairs[lo : lo + 65536]
         result[lo : lo + 65536] = (signatures[part[:, 0]] == other[part[:, 1]]).mean(axis=1)
     return result
+
+
+def estimated_containment(jaccard: np.ndarray, first_size: np.ndarray, second_size: np.ndarray) -> np.ndarray:
+    """Share of the smaller set inside the larger, from a Jaccard estimate and the exact set sizes:
+    |A ∩ B| = J (|A| + |B|) / (1 + J)."""
+    smaller = np.maximum(np.minimum(first_size, second_size), 1)
+    return np.minimum(jaccard * (first_size + second_size) / ((1.0 + jaccard) * smaller), 1.0)
 
 
 def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import polars as pl
 
-from logminer.schema import SESSION_SCHEMA, Session, frame_to_sessions
+from logminer.schema import SESSION_SCHEMA, Session, frame_to_sessions, row_to_session
 from logminer.sources import SourceError, expand_inputs
 
 PARQUET_MAGIC = b"PAR1"
@@ -60,17 +60,27 @@ def load_inputs(inputs: list[str], *, include_reasoning: bool = False) -> Loaded
         else:
             raw.append(path)
     if raw:
-        sessions, rejected = ingest_raw(raw)
+        sessions, rejected = ingest_raw(raw, include_reasoning=include_reasoning)
         loaded.sessions.extend(sessions)
         loaded.rejected.extend(rejected)
     return loaded
 
 
-def ingest_raw(paths: list[str]) -> tuple[list[Session], list[dict[str, Any]]]:
-    """Run `logminer.ingest` in-process on raw log files: (sessions, rejected rows)."""
-    try:
-        from logminer import ingest
-    except ImportError as error:
-        raise InputError(f"raw logs need logminer.ingest, which is not available ({error}); "
-                         "run `logminer ingest` first and pass its sessions.parquet") from error
-    return ingest.split_input_sessions(paths)
+def ingest_raw(paths: list[str], *, include_reasoning: bool = False) -> tuple[list[Session], list[dict[str, Any]]]:
+    """Run `logminer.ingest` in-process (read → redact → clean → score, default filters) on raw log files.
+
+    Returns (sessions, rejected rows): ingest's filtered and rejected records, per file and reason, stage "ingest".
+    """
+    from logminer.ingest import IngestOptions, ingest_rows
+    from logminer.report import IngestReport
+
+    report = IngestReport()
+    options = IngestOptions(include_reasoning=include_reasoning)
+    sessions = [row_to_session(row) for row in ingest_rows(paths, options, report)]
+    rejected = []
+    for path, stats in sorted(report.files.items()):
+        for kind, reasons in (("filtered", stats.filtered), ("rejected", stats.rejected)):
+            for reason, records in sorted(reasons.items()):
+                rejected.append({"source_file": path, "session_id": None, "line": 0, "stage": "ingest",
+                                 "reason": f"{kind}: {reason}", "records": records})
+    return sessions, rejected

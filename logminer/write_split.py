@@ -28,7 +28,7 @@ import xxhash
 
 from logminer.atomic import write_atomic, write_with
 from logminer.decontaminate import DecontaminationOptions, DocumentFacts, HoldoutIndex
-from logminer.dedup import KEPT, DedupOptions, deduplicate, turn_keys
+from logminer.dedup import KEPT, DedupOptions, deduplicate, task_text, turn_keys
 from logminer.split_inputs import LoadedInputs, load_inputs
 from logminer.split import OVER_BUDGET, SPLITS, AuditReport, SplitOptions, assign_splits, audit_cross_split
 
@@ -63,7 +63,8 @@ class Documents:
     rows: list[dict[str, Any]]
     texts: list[str]
     tokens: list[int]
-    keys: list[tuple[int, ...]]
+    keys: list[tuple[tuple[int, int], ...]]
+    tasks: list[str]
     facts: list[DocumentFacts]
 
 
@@ -79,7 +80,7 @@ def render_documents(loaded: LoadedInputs, job: SplitJob, tokenizer: Any) -> tup
     from logminer.render import RenderError, count_tokens, render_session
 
     sessions = sorted(loaded.sessions, key=lambda s: (s.source_file, s.session_id, s.line_start, s.byte_start))
-    docs = Documents([], [], [], [], [])
+    docs = Documents([], [], [], [], [], [])
     rejected = []
     with _bar(job, len(sessions), "render") as bar:
         for session in sessions:
@@ -95,6 +96,7 @@ def render_documents(loaded: LoadedInputs, job: SplitJob, tokenizer: Any) -> tup
             docs.rows.append(_base_row(session))
             docs.texts.append(text)
             docs.keys.append(turn_keys(session, job.include_reasoning))
+            docs.tasks.append(task_text(session))
             repo = session.metadata.get("repo") if isinstance(session.metadata.get("repo"), str) else None
             docs.facts.append(DocumentFacts(instance_id_of(session), repo))
     with _bar(job, len(docs.texts), "tokens") as bar:
@@ -148,7 +150,7 @@ def run_split(job: SplitJob) -> dict[str, Any]:
     docs, rejected = render_documents(loaded, job, tokenizer)
     rejected = loaded.rejected + rejected
     with _bar(job, len(docs.texts), "minhash") as bar:
-        dedup = deduplicate(docs.texts, job.dedup, turns=docs.keys, progress=bar)
+        dedup = deduplicate(docs.texts, job.dedup, turns=docs.keys, tasks=docs.tasks, progress=bar)
     try:
         holdout_items = load_holdout(list(job.holdout)) if job.holdout else []
     except HoldoutError as error:
