@@ -18,13 +18,12 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from logminer.formats.common import openai_message_turn, session_flags
 from logminer.formats.jsondoc import (
     DocumentError,
     content_hash,
-    content_text,
     load_document,
     make_tool_call,
-    openai_tool_calls,
     rejected_document,
     repo_from_instance_id,
     stable_id,
@@ -75,7 +74,8 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
     if bad is not None:
         yield Rejected(source.path, 0, f"message {bad}: not a message with a known role", records=len(messages))
         return
-    turns, exit_status = _turns(messages)
+    flags: set[str] = set()
+    turns, exit_status = _turns(messages, flags)
     instance_id = instance_id or _instance_from_name(source.path)
     metadata: dict[str, Any] = {"trajectory_format": version}
     if instance_id:
@@ -95,41 +95,37 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
         records=len(messages),
         model=_model_name(info),
         metadata=metadata,
+        flags=session_flags(turns, flags),
     )
-    if any(not call.arguments_valid for turn in turns for call in turn.tool_calls):
-        session.flags.append("broken_tool_json")
     yield session
 
 
-def _turns(messages: list[dict[str, Any]]) -> tuple[list[Turn], str | None]:
+def _turns(messages: list[dict[str, Any]], flags: set[str]) -> tuple[list[Turn], str | None]:
     turns: list[Turn] = []
     pending: str | None = None  # id of a text-action call still waiting for its result
     exit_status = None
     for index, message in enumerate(messages):
-        role = message["role"]
-        text = content_text(message.get("content"))
-        if role == "exit":
+        if message["role"] == "exit":
             exit_status = "exit"
             continue
-        if role == "assistant":
-            turn = Turn(role="assistant", text=text, reasoning=str(message.get("reasoning_content") or ""))
-            turn.tool_calls = openai_tool_calls(message.get("tool_calls"))
+        turn = openai_message_turn(message, flags)
+        if turn.role == "assistant":
             pending = None
-            if not turn.tool_calls:
-                blocks = _BLOCK.findall(text)
-                if len(blocks) == 1:
-                    pending = f"action-{index}"
-                    turn.tool_calls = [make_tool_call("bash", {"command": blocks[0].strip()}, pending)]
-                    turn.text = _BLOCK.sub("", text).strip()
-            turns.append(turn)
-        elif role == "tool":
-            turns.append(Turn(role="tool", text=text, tool_call_id=message.get("tool_call_id"), name="bash"))
-        elif role == "user" and pending and (text.lstrip().startswith(_RESULT_PREFIX) or index == len(messages) - 1):
-            turns.append(Turn(role="tool", text=text, tool_call_id=pending, name="bash"))
+            blocks = _BLOCK.findall(turn.text) if not turn.tool_calls else []
+            if len(blocks) == 1:  # v1: the one bash block is the action
+                pending = f"action-{index}"
+                turn.tool_calls = [make_tool_call("bash", {"command": blocks[0].strip()}, pending)]
+                turn.text = _BLOCK.sub("", turn.text).strip()
+        elif turn.role == "tool":
+            turn.name = turn.name or "bash"
+        elif turn.role == "user" and pending and (
+            turn.text.lstrip().startswith(_RESULT_PREFIX) or index == len(messages) - 1
+        ):
+            turn = Turn(role="tool", text=turn.text, tool_call_id=pending, name="bash")
             pending = None
         else:
-            turns.append(Turn(role=role, text=text))
             pending = None
+        turns.append(turn)
     return turns, exit_status
 
 

@@ -20,13 +20,12 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from logminer.formats.common import openai_message_turn, session_flags
 from logminer.formats.jsondoc import (
     DocumentError,
     content_hash,
-    content_text,
     load_document,
     make_tool_call,
-    openai_tool_calls,
     rejected_document,
     repo_from_instance_id,
     stable_id,
@@ -65,8 +64,9 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
         return
     history = document.get("history")
     trajectory = document.get("trajectory")
+    flags: set[str] = set()
     if isinstance(history, list) and history:
-        turns, demo_count, problem = _history_turns(history)
+        turns, demo_count, problem = _history_turns(history, flags)
         records = len(history)
     elif isinstance(trajectory, list) and trajectory:
         turns, demo_count, problem = _trajectory_turns(trajectory)
@@ -87,13 +87,12 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
     )
     session.model = _model_name(document)
     if demo_count:
-        session.flags.append("has_demonstration")
-    if any(not call.arguments_valid for turn in turns for call in turn.tool_calls):
-        session.flags.append("broken_tool_json")
+        flags.add("has_demonstration")
+    session.flags = session_flags(turns, flags)
     yield session
 
 
-def _history_turns(history: list[Any]) -> tuple[list[Turn], int, str | None]:
+def _history_turns(history: list[Any], flags: set[str]) -> tuple[list[Turn], int, str | None]:
     turns: list[Turn] = []
     demos = 0
     for index, message in enumerate(history):
@@ -102,13 +101,10 @@ def _history_turns(history: list[Any]) -> tuple[list[Turn], int, str | None]:
         if message.get("is_demo"):
             demos += 1
             continue
-        role = message["role"]
-        turn = Turn(role=role, text=content_text(message.get("content")))
-        if role == "assistant":
-            turn.tool_calls = openai_tool_calls(message.get("tool_calls"))
-        elif role == "tool":
-            call_ids = message.get("tool_call_ids") or [message.get("tool_call_id")]
-            turn.tool_call_id = call_ids[0] if call_ids else None
+        turn = openai_message_turn(message, flags)
+        if turn.role == "tool" and turn.tool_call_id is None:
+            call_ids = message.get("tool_call_ids") or []
+            turn.tool_call_id = str(call_ids[0]) if call_ids else None
         turns.append(turn)
     return turns, demos, None
 
