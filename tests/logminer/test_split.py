@@ -160,3 +160,48 @@ def test_audit_catches_what_a_blind_dedup_missed(tmp_path: Path) -> None:
         run_split(SplitJob(inputs=(str(path),), out_dir=str(tmp_path / "strict"), progress=False, dedup=blind,
                            strict=True, split=SplitOptions(ratios=(0.5, 0.25, 0.25))))
     assert not (tmp_path / "strict" / "manifest.json").exists()
+
+
+@pytest.fixture(scope="module")
+def real_split(real_logs: Path, tmp_path_factory) -> tuple[Path, Path, dict]:
+    pytest.importorskip("logminer.ingest")
+    outs = []
+    for run in ("first", "second"):
+        out = tmp_path_factory.mktemp(f"real-{run}")
+        manifest = run_split(SplitJob(inputs=(str(real_logs),), out_dir=str(out), progress=False,
+                                      holdout=(str(real_logs / "swebench-instances"),)))
+        outs.append(out)
+    return outs[0], outs[1], manifest
+
+
+def test_real_logs_determinism_and_accounting(real_split) -> None:
+    first, second, manifest = real_split
+    for name in OUTPUTS:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    counts = manifest["counts"]
+    assert counts["adds_up"]
+    rows = {name: pl.read_parquet(first / f"{name}.parquet").height
+            for name in ("calibration", "validation", "eval", "duplicates", "contaminated")}
+    split_rejected = pl.read_parquet(first / "rejected.parquet").filter(pl.col("stage") != "ingest").height
+    assert counts["input_sessions"] == sum(rows.values()) + split_rejected
+    assert manifest["audit"]["clean"] and manifest["audit"]["cross_pairs_near"] == 0
+    assert {Path(i["path"]).parent.name for i in manifest["inputs"]} >= {"mini-swe-agent-traj", "llm-completion-log"}
+
+
+def test_real_logs_prefix_and_replays_merged_benchmarks_removed(real_split) -> None:
+    first, _, _ = real_split
+    duplicates = pl.read_parquet(first / "duplicates.parquet")
+    by_file = {Path(f).name: (reason, Path(rep).name) for f, reason, rep in duplicates.select(
+        "source_file", "reason", "representative_source_file").iter_rows()}
+    assert by_file["openhands_sdk_claude-sonnet-4_1757015040.416.json"] == (
+        "prefix_duplicate", "openhands_sdk_claude-sonnet-4_1757015046.707.json")
+    assert by_file["demo_replay_function_calling_marshmallow-1867.traj"] == (
+        "contained_duplicate", "demo_replay_default_marshmallow-1867.traj")
+    contaminated = {Path(f).name for f in pl.read_parquet(first / "contaminated.parquet")["source_file"]}
+    assert {"gemini3pro_v1.15_django__django-15731.traj.json", "gpt4_pydicom-1458.traj",
+            "pr816_deepseek_chat_test_1-100_django__django-11039.traj.json"} <= contaminated
+    kept = set()
+    for name in ("calibration", "validation", "eval"):
+        kept |= {Path(f).name for f in pl.read_parquet(first / f"{name}.parquet")["source_file"]}
+    assert "pr816_deepseek_lite_dev_noparallel_pydicom__pydicom-901.traj.json" in kept
+    assert "openhands_sdk_claude-sonnet-4_1757015046.707.json" in kept
