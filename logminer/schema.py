@@ -7,7 +7,7 @@ Every reader in `logminer.formats` yields `Session`, `Skipped` or `Rejected` eve
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -111,7 +111,20 @@ SESSION_SCHEMA: dict[str, pl.DataType] = {
 
 
 def session_to_row(session: Session) -> dict[str, Any]:
-    row = asdict(session)
+    """One SESSION_SCHEMA row; built field by field because dataclasses.asdict's deep copy is ~5x slower."""
+    row = {key: getattr(session, key) for key in SESSION_SCHEMA if key not in ("turns", "tools", "metadata", "flags")}
+    row["flags"] = list(session.flags)
+    row["turns"] = [
+        {
+            "role": t.role, "text": t.text, "reasoning": t.reasoning,
+            "tool_calls": [
+                {"id": c.id, "name": c.name, "arguments": c.arguments, "arguments_valid": c.arguments_valid}
+                for c in t.tool_calls
+            ],
+            "tool_call_id": t.tool_call_id, "name": t.name, "is_error": t.is_error, "timestamp": t.timestamp,
+        }
+        for t in session.turns
+    ]
     row["tools"] = json.dumps(session.tools, sort_keys=True, ensure_ascii=False)
     row["metadata"] = json.dumps(session.metadata, sort_keys=True, ensure_ascii=False)
     return row

@@ -10,8 +10,8 @@ THE SCORE (documented here because users filter on it with --min-score):
     variety     distinct turn texts / turns             loops that repeat one message are low quality
   Every component below 1 adds a reason string, so a low score always says why.
 METRICS: turns, tool_calls, tool_errors, tool_error_rate, tokens (rendered), chars, code_share (share of non-empty
-  lines that look like code, a line heuristic below), non_latin_share (share of letters outside the Latin script,
-  a cheap language signal).
+  lines that look like code, a line heuristic below), non_latin_share (letters outside the Latin script among those
+  and the ASCII letters, a cheap language signal).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ CODE_LINE = re.compile(
 )
 NON_EMPTY_LINE = re.compile(r"\S.*", re.MULTILINE)
 NON_LATIN_LETTER = re.compile(r"[^\x00-\u024f\W\d_]")
-LETTER = re.compile(r"[^\W\d_]")
+ASCII_LETTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 SAMPLE_CHARS = 200_000  # language/code shares are estimated on at most this many characters per session
 
 
@@ -50,7 +50,6 @@ def session_metrics(session: Session, tokens: int) -> dict[str, Any]:
     errors = sum(t.is_error for t in results)
     text = "\n".join(t.text for t in session.turns)[:SAMPLE_CHARS]
     lines = len(NON_EMPTY_LINE.findall(text))
-    letters = len(LETTER.findall(text))
     return {
         "turns": len(session.turns),
         "tool_calls": calls,
@@ -59,8 +58,19 @@ def session_metrics(session: Session, tokens: int) -> dict[str, Any]:
         "tokens": tokens,
         "chars": sum(len(t.text) + len(t.reasoning) for t in session.turns),
         "code_share": len(CODE_LINE.findall(text)) / lines if lines else 0.0,
-        "non_latin_share": len(NON_LATIN_LETTER.findall(text)) / letters if letters else 0.0,
+        "non_latin_share": non_latin_share(text),
     }
+
+
+def non_latin_share(text: str) -> float:
+    """Letters outside the Latin script / (those + ASCII letters); ASCII letters are counted with bytes.translate
+    because a per-letter regex runs at ~11 MB/s."""
+    if text.isascii():
+        return 0.0
+    non_latin = len(NON_LATIN_LETTER.findall(text))
+    data = text.encode("utf-8")
+    ascii_letters = len(data) - len(data.translate(None, ASCII_LETTERS))
+    return non_latin / (non_latin + ascii_letters) if non_latin + ascii_letters else 0.0
 
 
 def score_session(session: Session, tokens: int) -> Score:
