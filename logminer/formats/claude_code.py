@@ -53,7 +53,11 @@ class Entry:
 
     @property
     def uuid(self) -> str | None:
-        return self.obj.get("uuid")
+        return _text(self.obj.get("uuid"))
+
+    @property
+    def parent(self) -> str | None:
+        return _text(self.obj.get("parentUuid"))
 
     @property
     def is_message(self) -> bool:
@@ -61,7 +65,12 @@ class Entry:
 
     @property
     def message_id(self) -> str | None:
-        return self.obj["message"].get("id") if self.is_message else None
+        return _text(self.obj["message"].get("id")) if self.is_message else None
+
+
+def _text(value: Any) -> str | None:
+    """A string field, or None when absent or of another type (ids must be hashable strings)."""
+    return value if isinstance(value, str) and value else None
 
 
 def sniff(source: SourceFile) -> bool:
@@ -94,9 +103,9 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
             yield Rejected(source.path, number, "expected a JSON object per line")
         elif value.get("type") in MESSAGE_TYPES and not isinstance(value.get("message"), dict):
             yield Rejected(source.path, number, f"claude-code {value.get('type')} line without a message object")
-        elif value.get("type") in MESSAGE_TYPES and not value.get("uuid"):
+        elif value.get("type") in MESSAGE_TYPES and not _text(value.get("uuid")):
             yield Rejected(source.path, number, "claude-code message line without a uuid")
-        elif value.get("type") in MESSAGE_TYPES or value.get("type") in SKIP_REASONS:
+        elif value.get("type") in MESSAGE_TYPES or value.get("type") in tuple(SKIP_REASONS):
             entries.append(Entry(number, start, end, value))
         else:
             yield Rejected(source.path, number, f"unknown claude-code line type {value.get('type')!r}")
@@ -130,9 +139,9 @@ def _group_key(entry: Entry, nodes: dict[str, Entry]) -> tuple[str, str]:
     if obj.get("agentId"):
         return ("agent", str(obj["agentId"]))
     root, seen = entry, set()  # old in-file sidechains: one conversation per chain root
-    while root.obj.get("parentUuid") in nodes and root.uuid not in seen:
+    while root.parent in nodes and root.uuid not in seen:
         seen.add(root.uuid)
-        root = nodes[root.obj["parentUuid"]]
+        root = nodes[root.parent]
     return ("sidechain", root.uuid or "")
 
 
@@ -148,8 +157,8 @@ def _chain_segments(group: list[Entry]) -> list[list[Entry]]:
         seen.add(uuid)
         entry = nodes[uuid]
         segments[-1].append(entry)
-        uuid = entry.obj.get("parentUuid")
-        if uuid is None and entry.obj.get("logicalParentUuid") in nodes:
+        uuid = entry.parent
+        if uuid is None and _text(entry.obj.get("logicalParentUuid")) in nodes:
             uuid = entry.obj["logicalParentUuid"]
             segments.append([])
     return [list(reversed(segment)) for segment in reversed(segments) if any(e.is_message for e in segment)]
@@ -162,11 +171,11 @@ def _with_parallel_branches(chain: list[Entry], group: list[Entry], taken: set[i
     for entry in group:
         if entry.number not in taken and entry.obj.get("type") == "assistant" and entry.message_id in message_ids:
             chosen.setdefault(entry.number, entry)
-    call_ids = {block.get("id") for e in chosen.values() if e.obj["type"] == "assistant"
-                for block in _blocks(e) if block.get("type") == "tool_use"}
+    call_ids = {_text(block.get("id")) for e in chosen.values() if e.obj["type"] == "assistant"
+                for block in _blocks(e) if block.get("type") == "tool_use"} - {None}
     for entry in group:
         if entry.number not in taken and entry.is_message and entry.obj["type"] == "user":
-            if any(b.get("type") == "tool_result" and b.get("tool_use_id") in call_ids for b in _blocks(entry)):
+            if any(b.get("type") == "tool_result" and _text(b.get("tool_use_id")) in call_ids for b in _blocks(entry)):
                 chosen.setdefault(entry.number, entry)
     return sorted(chosen.values(), key=lambda e: e.number)
 

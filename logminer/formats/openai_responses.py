@@ -46,7 +46,7 @@ def _is_easy_message(item: Any) -> bool:
 
 def _is_item(item: Any) -> bool:
     """A Responses item: a known `type` with that type's keys; messages carry typed parts or a plain string."""
-    if not isinstance(item, dict) or item.get("type") not in ITEM_KEYS:
+    if not isinstance(item, dict) or not isinstance(item.get("type"), str) or item["type"] not in ITEM_KEYS:
         return False
     if not all(key in item for key in ITEM_KEYS[item["type"]]):
         return False

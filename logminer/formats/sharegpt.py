@@ -42,7 +42,7 @@ def conversation(value: Any) -> Session:
     if isinstance(value.get("system"), str) and value["system"]:
         turns.append(Turn(role="system", text=value["system"]))
     for index, entry in enumerate(value["conversations"]):
-        if not isinstance(entry, dict) or entry.get("from") not in ROLES:
+        if not isinstance(entry, dict) or not isinstance(entry.get("from"), str) or entry["from"] not in ROLES:
             raise ShapeError(f"conversation entry {index}: unknown `from` {entry.get('from') if isinstance(entry, dict) else entry!r}")
         text = entry.get("value")
         text = text if isinstance(text, str) else json.dumps(text, ensure_ascii=False)
