@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from logminer.formats.jsondoc import content_hash, stable_id
+from logminer.formats.jsondoc import content_hash, stable_id, text_lines
 from logminer.schema import Rejected, Session, Skipped, Turn
 from logminer.sources import SourceError, SourceFile
 
@@ -50,9 +50,9 @@ def sniff(source: SourceFile) -> bool:
 
 def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
     try:
-        lines = source.text.splitlines()
-    except SourceError as error:
-        yield Rejected(source.path, 0, error.reason)
+        lines = text_lines(source.text)
+    except SourceError as error:  # every line of the file is lost with it
+        yield Rejected(source.path, 0, error.reason, records=len(text_lines(source.data.decode("latin-1"))))
         return
     digest = content_hash(source)
     if any(_HEADER.match(line) for line in lines):

@@ -139,3 +139,11 @@ def iso_from_epoch_ms(ms: Any) -> str | None:
         return None
     moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def text_lines(text: str) -> list[str]:
+    """Lines split at \\n only (as SourceFile.lines counts them; str.splitlines also splits at \\v, \\f, U+2028...)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]

@@ -22,7 +22,7 @@ from logminer.formats.jsondoc import (
     starts_with_json,
 )
 from logminer.schema import Rejected, Session, Skipped
-from logminer.sources import SourceError, SourceFile
+from logminer.sources import SourceFile
 
 NAME = "swe-bench"
 RECORD_UNIT = "item"  # one instance (object, id or id line)
@@ -76,26 +76,46 @@ def sniff(source: SourceFile) -> bool:
 def iter_instances(source: SourceFile) -> Iterator[tuple[int, dict[str, Any]] | Rejected]:
     """(line, instance) for every instance in the file; ids alone come as {"instance_id": id}."""
     head = source.head
-    line = first_json_line(head)
-    if starts_with_json(head, "{") and isinstance(line, dict) and isinstance(line.get("instance_id"), str):
-        for number, _start, _end, value in iter_json_lines(source):
-            if isinstance(value, Rejected):
-                yield value
-            elif not isinstance(value, dict) or not isinstance(value.get("instance_id"), str):
-                yield Rejected(source.path, number, "line is not an instance object with an instance_id")
-            else:
-                yield number, value
-        return
-    if starts_with_json(head, "{") or starts_with_json(head, "["):
+    if starts_with_json(head, "["):
         yield from _document_instances(source)
-        return
+    elif starts_with_json(head, "{"):
+        line = first_json_line(head)
+        if isinstance(line, dict) and isinstance(line.get("instance_id"), str):
+            yield from _line_instances(source)
+        elif line is None and _is_document(source):  # a pretty-printed dict of columns
+            yield from _document_instances(source)
+        else:
+            yield from _line_instances(source)  # damaged JSONL: each bad line is rejected on its own
+    else:
+        yield from _id_lines(source)
+
+
+def _is_document(source: SourceFile) -> bool:
     try:
-        text = source.text
-    except SourceError as error:
-        yield Rejected(source.path, 0, error.reason)
-        return
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+        load_document(source)
+    except DocumentError:
+        return False
+    return True
+
+
+def _line_instances(source: SourceFile) -> Iterator[tuple[int, dict[str, Any]] | Rejected]:
+    for number, _start, _end, value in iter_json_lines(source):
+        if isinstance(value, Rejected):
+            yield value
+        elif not isinstance(value, dict) or not isinstance(value.get("instance_id"), str):
+            yield Rejected(source.path, number, "line is not an instance object with an instance_id")
+        else:
+            yield number, value
+
+
+def _id_lines(source: SourceFile) -> Iterator[tuple[int, dict[str, Any]] | Rejected]:
+    for number, _offset, raw in source.lines():
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            yield Rejected(source.path, number, f"not UTF-8 text (byte {error.start})")
             continue
         instance_id = normalise_id(line)
         if instance_id is None:
