@@ -82,7 +82,7 @@ def iter_instances(source: SourceFile) -> Iterator[tuple[int, dict[str, Any]] | 
         line = first_json_line(head)
         if isinstance(line, dict) and isinstance(line.get("instance_id"), str):
             yield from _line_instances(source)
-        elif line is None and _is_document(source):  # a pretty-printed dict of columns
+        elif isinstance(line, dict) or (line is None and _is_document(source)):  # a dict of columns
             yield from _document_instances(source)
         else:
             yield from _line_instances(source)  # damaged JSONL: each bad line is rejected on its own
