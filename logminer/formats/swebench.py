@@ -82,12 +82,16 @@ def iter_instances(source: SourceFile) -> Iterator[tuple[int, dict[str, Any]] | 
         line = first_json_line(head)
         if isinstance(line, dict) and isinstance(line.get("instance_id"), str):
             yield from _line_instances(source)
-        elif isinstance(line, dict) or (line is None and _is_document(source)):  # a dict of columns
+        elif _is_columns(line) or (line is None and _is_document(source)):  # a dict of columns
             yield from _document_instances(source)
         else:
             yield from _line_instances(source)  # damaged JSONL: each bad line is rejected on its own
     else:
         yield from _id_lines(source)
+
+
+def _is_columns(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("instance_id"), list)
 
 
 def _is_document(source: SourceFile) -> bool:
