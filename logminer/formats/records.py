@@ -13,7 +13,10 @@ from typing import Any
 
 from logminer.formats.jsondoc import iter_json_lines, stable_id
 from logminer.schema import Rejected, Session, Skipped
-from logminer.sources import SourceError, SourceFile
+from logminer.sources import HEAD_CHARS, SourceError, SourceFile
+
+
+FIRST_LINE_LIMIT = 16 * 1024 * 1024  # sniffing decodes at most this much of a long first line
 
 
 class ShapeError(ValueError):
@@ -113,13 +116,18 @@ def _skip_separators(text: str, position: int) -> int:
 def first_value(source: SourceFile) -> Any:
     """The first JSON value of the file (first JSONL line, first array element, or the document), or None.
 
-    For sniffing: reads only what it needs from the decoded head; a first value longer than the head is decoded
-    from the whole text only when the file is small enough for the head to hold it.
+    For sniffing: decodes the first line of the head; a first line longer than the head (long JSONL records,
+    one-line documents) is read whole from the data when it is at most FIRST_LINE_LIMIT bytes.
     """
     if source.is_binary:
         return None
     head = source.head.lstrip()
-    first_line = head.split("\n", 1)[0]
+    first_line, newline, _ = head.partition("\n")
+    if not newline and len(source.head) >= HEAD_CHARS:  # the head ends inside the first line
+        end = source.data.find(b"\n")
+        if end < 0 or end > FIRST_LINE_LIMIT:
+            end = len(source.data) if len(source.data) <= FIRST_LINE_LIMIT else -1
+        first_line = source.data[:end].decode("utf-8-sig", errors="replace") if end >= 0 else first_line
     try:
         return json.loads(first_line)
     except ValueError:

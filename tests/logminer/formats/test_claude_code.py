@@ -166,3 +166,21 @@ def test_real_devdocs_one_entry_files(real_logs):
     assert thinking.turns[0].reasoning and thinking.turns[0].role == "assistant"
     error = sessions(parse(folder / "tools_Bash-tool_result_error.jsonl"))[0]
     assert error.turns[0].is_error and error.turns[0].text == "please add transformer.js too first"
+
+
+def test_old_in_file_sidechain_becomes_its_own_session(tmp_path):
+    def line(uuid, parent, kind, content, sidechain=False, mid=None):
+        message = {"role": kind, "content": content, **({"id": mid, "model": "claude-3-5-sonnet"} if mid else {})}
+        return json.dumps({"parentUuid": parent, "isSidechain": sidechain, "sessionId": "s-1", "type": kind,
+                           "uuid": uuid, "message": message, "timestamp": f"2025-01-01T00:00:0{len(uuid)}Z"})
+    rows = [line("a", None, "user", "main question"),
+            line("side-1", None, "user", "sub task", sidechain=True),
+            line("side-2", "side-1", "assistant", [{"type": "text", "text": "sub answer"}], True, "msg_s"),
+            line("b", "a", "assistant", [{"type": "text", "text": "main answer"}], mid="msg_m")]
+    path = tmp_path / "old.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+    main, side = sessions(parse(path))
+    assert [t.text for t in main.turns] == ["main question", "main answer"] and main.session_id == "s-1"
+    assert [t.text for t in side.turns] == ["sub task", "sub answer"]
+    assert side.session_id == "s-1/sidechain-side-1" and side.parent_session_id == "s-1"
+    assert (main.records, side.records, main.line_start, main.line_end) == (2, 2, 1, 4)

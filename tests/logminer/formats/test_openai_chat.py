@@ -84,3 +84,25 @@ def test_real_typed_parts_dataset(real_logs):
     assert [len(s.tools) for s in found] == [len(json.loads(r["tools"])) for r in raw]  # `tools` is a JSON string
     assert sum(1 for s in found for t in s.turns if t.reasoning) == sum(
         1 for r in raw for m in r["messages"] if any(p.get("type") == "reasoning" for p in m["content"]))
+
+
+def test_first_record_longer_than_the_sniffing_head(tmp_path):
+    long_text = "x" * 200_000  # the head holds 65536 characters: the first line must still be recognised
+    rows = [{"messages": [{"role": "user", "content": long_text}, {"role": "assistant", "content": "ok"}]}] * 2
+    path = tmp_path / "long.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert openai_chat.sniff(SourceFile.open(path))
+    assert [len(s.turns[0].text) for s in parse(path)] == [200_000, 200_000]
+
+
+def test_line_longer_than_the_limit_is_rejected(tmp_path, monkeypatch):
+    from logminer.formats import jsondoc
+
+    monkeypatch.setattr(jsondoc, "MAX_LINE_BYTES", 1000)
+    short = json.dumps({"messages": [{"role": "user", "content": "hi"}]})
+    long = json.dumps({"messages": [{"role": "user", "content": "y" * 2000}]})
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(f"{short}\n{long}\n{short}\n")
+    events = parse(path)
+    assert [type(e).__name__ for e in events] == ["Session", "Rejected", "Session"]
+    assert events[1].line == 2 and "longer than 1000 bytes" in events[1].reason
