@@ -45,6 +45,7 @@ _BOOKKEEPING_ARGS = {
 }
 _EVENT_KIND = re.compile(r'"(action|observation)"\s*:\s*"')
 _EVENT_BODY = re.compile(r'"source"\s*:\s*"(user|agent|environment)"|"(args|extras)"\s*:\s*\{')
+_HISTORY_LIST = re.compile(r'"history"\s*:\s*\[')
 _RUN_LINE_KEYS = ("instance_id", "instruction", "instance", "issue", "test_result", "git_patch", "metadata")
 
 
@@ -55,9 +56,16 @@ def sniff(source: SourceFile) -> bool:
     if starts_with_json(head, "["):
         return bool(_EVENT_KIND.search(head) and _EVENT_BODY.search(head))
     line = first_json_line(head)
-    if isinstance(line, dict) and isinstance(line.get("history"), list):
-        return any(key in line for key in _RUN_LINE_KEYS) and _looks_like_events(line["history"])
-    return False
+    if isinstance(line, dict):
+        history = line.get("history")
+        return isinstance(history, list) and any(k in line for k in _RUN_LINE_KEYS) and _looks_like_events(history)
+    # eval lines often outgrow the sniff window: search the first MiB of the first line's text
+    first_line = source.data[: 1 << 20].decode("utf-8", errors="replace").lstrip().split("\n", 1)[0]
+    return (
+        starts_with_json(first_line, "{")
+        and bool(_HISTORY_LIST.search(first_line) and _EVENT_KIND.search(first_line))
+        and any(f'"{key}"' in first_line for key in _RUN_LINE_KEYS)
+    )
 
 
 def _looks_like_events(history: list[Any]) -> bool:

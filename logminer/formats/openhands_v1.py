@@ -37,6 +37,9 @@ RECORD_UNIT = "line"  # JSONL: one event per line; folders: one event per file (
 BASE_STATE = "base_state.json"
 EVENTS_DIR = "events"
 _EVENT_FILE = re.compile(r"^event-(\d{5,})-[0-9a-fA-F-]{8,}\.json$")
+_EVENT_START = re.compile(
+    r'\s*\{"id":\s*"[0-9a-fA-F-]{32,36}",\s*"timestamp":\s*"[^"]+",\s*"source":\s*"(agent|user|environment|hook)"'
+)
 _KNOWN_KINDS = {
     "SystemPromptEvent", "MessageEvent", "ActionEvent", "ObservationEvent", "UserRejectObservation",
     "AgentErrorEvent", "ConversationStateUpdateEvent", "Condensation", "CondensationRequest",
@@ -49,7 +52,9 @@ def sniff(source: SourceFile) -> bool:
     if source.is_binary:
         return False
     line = first_json_line(source.head)
-    return isinstance(line, dict) and str(line.get("kind")) in _KNOWN_KINDS and "timestamp" in line
+    if isinstance(line, dict):
+        return str(line.get("kind")) in _KNOWN_KINDS and "timestamp" in line
+    return bool(_EVENT_START.match(source.head))  # a first event longer than the sniff window (system prompt)
 
 
 def sniff_dir(path: str) -> bool:

@@ -87,3 +87,14 @@ def test_sniff_refuses_plain_chat_lists(tmp_path):
     chat = tmp_path / "chat.json"
     chat.write_text(json.dumps([{"role": "user", "content": "run the action: ls"}]))
     assert not openhands.sniff(SourceFile.open(chat))
+
+
+def test_eval_lines_longer_than_the_sniff_window(tmp_path):
+    line = {"instance_id": "acme__widgets-42", "instruction": "x" * 100_000,
+            "history": [{"id": 0, "source": "user", "action": "message", "args": {"content": "fix it"}}]}
+    path = tmp_path / "output.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    source = SourceFile.open(path)
+    assert openhands.sniff(source)
+    [session] = list(openhands.parse(source))
+    assert [t.text for t in session.turns] == ["fix it"]

@@ -72,3 +72,15 @@ def test_bad_lines_rejected(tmp_path):
     events = list(openhands_v1.parse(SourceFile.open(path)))
     assert [(type(e).__name__, getattr(e, "line", None)) for e in events] == [("Rejected", 2), ("Rejected", 3),
                                                                               ("Session", None)]
+
+
+def test_first_event_longer_than_the_sniff_window(tmp_path):
+    event = {"id": "8c1d7a52-1111-4a0b-9c1e-000000000001", "timestamp": "2026-01-05T08:00:00.000001",
+             "source": "agent", "system_prompt": {"type": "text", "text": "p" * 100_000}, "tools": [],
+             "kind": "SystemPromptEvent"}
+    path = tmp_path / "events.jsonl"
+    path.write_text(json.dumps(event) + "\n")
+    source = SourceFile.open(path)
+    assert openhands_v1.sniff(source)
+    [session] = list(openhands_v1.parse(source))
+    assert [t.role for t in session.turns] == ["system"] and len(session.turns[0].text) == 100_000
