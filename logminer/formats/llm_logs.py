@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 from logminer.formats.common import link_tool_results, openai_message_turn, session_flags, tool_definitions
@@ -81,6 +82,15 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
         yield _session(source, [pending], pending.value["request_params"], None)
 
 
+def _iso(timestamp: Any) -> str | None:
+    """An ISO 8601 time: strings as logged, epoch seconds (LiteLLM) converted to UTC."""
+    if isinstance(timestamp, str) and timestamp:
+        return timestamp
+    if isinstance(timestamp, (int, float)) and not isinstance(timestamp, bool) and 0 < timestamp < 1e11:
+        return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return None
+
+
 def _session(source: SourceFile, records: list[Record], request: dict[str, Any], response: Any) -> Session:
     """One call: the request's messages, then the response's first choice message (when there is one)."""
     if not isinstance(request.get("messages"), list):
@@ -102,12 +112,12 @@ def _session(source: SourceFile, records: list[Record], request: dict[str, Any],
     kwargs = request.get("kwargs") if isinstance(request.get("kwargs"), dict) else {}
     model = (response or {}).get("model") or request.get("model") or kwargs.get("model")
     own_id = (response or {}).get("id")
-    timestamps = [r.value.get("timestamp") for r in records if isinstance(r.value.get("timestamp"), (str, int, float))]
+    timestamps = [_iso(r.value.get("timestamp")) for r in records if _iso(r.value.get("timestamp"))]
     session = Session(
         session_id=own_id if isinstance(own_id, str) and own_id else f"{NAME}:{stable_id(source.path, records[0].line_start)}",
         agent=NAME, source_file=source.path, turns=turns, records=len(records),
         model=model if isinstance(model, str) else None,
-        started_at=str(timestamps[0]) if timestamps else None, ended_at=str(timestamps[-1]) if timestamps else None,
+        started_at=timestamps[0] if timestamps else None, ended_at=timestamps[-1] if timestamps else None,
         tools=tool_definitions(request.get("tools") or kwargs.get("tools")), flags=session_flags(turns, flags))
     position(session, records[0])
     session.line_end, session.byte_end = records[-1].line_end, records[-1].byte_end

@@ -28,7 +28,7 @@ _ANTHROPIC_BLOCKS = ("tool_use", "tool_result", "thinking", "redacted_thinking")
 
 def sniff(source: SourceFile) -> bool:
     if source.data[:4] == PARQUET_MAGIC:
-        return source.data[-4:] == PARQUET_MAGIC and b"messages" in source.data[-65536:]
+        return source.data[-4:] == PARQUET_MAGIC and b"messages" in _parquet_footer(source.data)
     value = first_value(source)
     if isinstance(value, list):  # a bare message list (or an array of conversations)
         if value and isinstance(value[0], dict) and _is_message(value[0]):
@@ -40,6 +40,14 @@ def sniff(source: SourceFile) -> bool:
         return False
     messages = value.get("messages")
     return isinstance(messages, list) and bool(messages) and _has_roles(messages)
+
+
+def _parquet_footer(data: bytes) -> bytes:
+    """The parquet footer (file metadata with the schema's column names): its length is stored before the magic."""
+    if len(data) < 12:
+        return b""
+    length = int.from_bytes(data[-8:-4], "little")
+    return data[-8 - length:-8] if 0 < length <= len(data) - 12 else b""
 
 
 def _is_message(value: dict[str, Any]) -> bool:

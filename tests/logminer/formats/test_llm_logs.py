@@ -70,3 +70,8 @@ def test_real_consecutive_completion_logs_share_a_prefix(real_logs):
     (second,) = parse(folder / "openhands_sdk_claude-sonnet-4_1757015046.707.json")
     assert [(t.role, t.text) for t in first.turns] == [(t.role, t.text) for t in second.turns[:11]]
     assert json.loads(first.turns[2].tool_calls[0].arguments)["command"] == "create"
+
+
+def test_epoch_timestamps_become_iso(example_logs):
+    (session,) = parse(example_logs / "llm-log" / "litellm_completion_1757015040.416.json")
+    assert session.started_at == session.ended_at == "2025-09-04T19:44:00.416+00:00"  # date -u -d @1757015040.416
