@@ -16,7 +16,7 @@ from logminer.schema import Rejected, Session, Skipped, Turn
 from logminer.sources import HEAD_CHARS, SourceError, SourceFile
 
 NAME = "plain-text"
-RECORD_UNIT = "file"
+RECORD_UNIT = "line"  # every line of the file, blank ones included (the document consumes them all)
 
 CODE_EXTENSIONS = frozenset(
     ".py .pyi .js .jsx .ts .tsx .mjs .cjs .go .rs .c .h .cc .cpp .cxx .hpp .hh .java .kt .kts .scala .rb .php .pl "
@@ -53,14 +53,15 @@ def document_kind(path: str, text: str) -> str:
 def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
     try:
         text = source.text
-    except SourceError as error:
-        yield Rejected(source.path, 0, error.reason)
+    except SourceError as error:  # every line is lost with the file
+        data = source.data
+        yield Rejected(source.path, 0, error.reason, records=data.count(b"\n") + (not data.endswith(b"\n")))
         return
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
     if not text.strip():
-        yield Skipped(source.path, 0, "empty text file")
+        yield Skipped(source.path, 0, "empty text file", records=lines)
         return
-    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
     yield Session(
         session_id=stable_id(NAME, content_hash(source)),
         agent=NAME,
@@ -70,5 +71,6 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
         line_end=lines,
         byte_start=0,
         byte_end=len(source.data),
+        records=lines,
         metadata={"kind": document_kind(source.path, text)},
     )

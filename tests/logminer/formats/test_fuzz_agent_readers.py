@@ -23,7 +23,7 @@ from logminer.sources import SourceFile
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 QWEN_JSONL = EXAMPLES / "logs/qwen-code/projects/-home-dev-weather-cli/chats/0f3a9c1e-7b2d-4e8f-9a6b-5c4d3e2f1a0b.jsonl"
-# (reader, fixture, how records are counted: "nonblank" lines (JSONL), "all" lines (aider), None: items)
+# (reader, fixture, how records are counted: "nonblank" lines (JSONL), "all" lines (aider, text), None: items)
 CASES = [
     (swe_agent, EXAMPLES / "logs/swe-agent/acme__widgets-42.traj", None),
     (mini_swe_agent, EXAMPLES / "logs/mini-swe-agent/gizmo_version_flag.traj.json", None),
@@ -35,7 +35,7 @@ CASES = [
     (swebench, EXAMPLES / "holdout/swebench_instances.jsonl", "nonblank"),
     (swebench, EXAMPLES / "holdout/swebench_instance_images.txt", "nonblank"),
     (bfcl, EXAMPLES / "holdout/bfcl_simple.json", "nonblank"),
-    (plain_text, EXAMPLES / "logs/plain-text/release_notes.txt", None),
+    (plain_text, EXAMPLES / "logs/plain-text/release_notes.txt", "all"),
 ]
 FIXTURES = {path: path.read_bytes() for _, path, _ in CASES}
 
