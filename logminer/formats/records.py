@@ -47,10 +47,16 @@ def iter_records(source: SourceFile) -> Iterator[Record | Rejected]:
         yield from _jsonl_records(source)  # several values, one per line
     elif stripped.startswith("[") and not _is_message_list(source):
         yield from _array_records(source, text)
-    elif _is_json(stripped):
+    elif stripped.startswith(("{", "[")) and not _later_lines_are_json(stripped):
         yield _document_record(source, text)  # one object, or one array of messages
     else:
         yield from _jsonl_records(source)  # JSONL whose first line is broken, or not JSON at all
+
+
+def _later_lines_are_json(text: str) -> bool:
+    """True when one of lines 2-6 is a JSON object or array on its own: JSONL with a broken first line."""
+    lines = [line.strip() for line in text.split("\n", 6)[1:6]]
+    return any(line.startswith(("{", "[")) and _is_json(line) for line in lines)
 
 
 def _is_message_list(source: SourceFile) -> bool:
@@ -73,9 +79,14 @@ def _jsonl_records(source: SourceFile) -> Iterator[Record | Rejected]:
         yield value if isinstance(value, Rejected) else Record(value, line, line, start, end)
 
 
-def _document_record(source: SourceFile, text: str) -> Record:
+def _document_record(source: SourceFile, text: str) -> Record | Rejected:
+    """The whole file as one record; a syntax error rejects it at the error's line."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        return Rejected(source.path, error.lineno, f"invalid JSON document: {error.msg} (column {error.colno})")
     body = text.rstrip()
-    return Record(json.loads(text), 1, body.count("\n") + 1, 0, len(body.encode("utf-8")))
+    return Record(value, 1, body.count("\n") + 1, 0, len(body.encode("utf-8")))
 
 
 def _array_records(source: SourceFile, text: str) -> Iterator[Record | Rejected]:

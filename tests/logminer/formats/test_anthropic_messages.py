@@ -50,3 +50,14 @@ def test_unknown_role_is_rejected(tmp_path):
     path.write_text(f"{json.dumps(good)}\n{json.dumps(bad)}\n")
     events = parse(path)
     assert isinstance(events[0], Session) and isinstance(events[1], Rejected) and events[1].line == 2
+
+
+def test_truncated_single_document_is_one_rejection(tmp_path):
+    document = {"system": "s", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]},
+                                             {"role": "assistant", "content": [{"type": "text", "text": "yo"}]}]}
+    text = json.dumps(document, indent=2)
+    path = tmp_path / "cut.json"
+    path.write_text(text[:-40])
+    (rejected,) = parse(path)
+    assert isinstance(rejected, Rejected) and rejected.reason.startswith("invalid JSON document")
+    assert rejected.line == len(text[:-40].splitlines()) and rejected.records == 1
