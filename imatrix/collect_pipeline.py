@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imatrix.files import Imatrix, ImatrixFileError, write_dat, write_gguf
-from imatrix.model_loading import ModelLoadError, ModelOptions
+from imatrix.model_loading import ModelLoadError
 from imatrix.naming import NamingError
 from imatrix.text_chunks import ChunkingError, ChunkOptions
 
@@ -45,6 +45,10 @@ class CollectSettings:
     hybrid: bool = False
     alpha: float = 0.5
     progress: bool = True
+    save_every: int = 0  # scale options (issue 5): imatrix.runners.dispatch
+    resume: bool = False
+    device_map: str | None = None
+    max_memory: str | None = None
 
 
 def raw_sidecar_path(output: Path) -> Path:
@@ -71,21 +75,27 @@ def load_chunks(settings: CollectSettings, source, tokenizer):
 
 def run_collect(settings: CollectSettings, log: Callable[[str], None] = print) -> list[str]:
     """Do the whole collection and write the output(s); returns summary lines. Raises USER_ERRORS for bad input."""
-    import torch
+    from contextlib import ExitStack
 
-    from imatrix.collector import Statistics, column_energy, plan_targets
+    with ExitStack() as resources:  # e.g. a --device-map offload folder, removed when the run ends
+        return _run_collect(settings, log, resources)
+
+
+def _run_collect(settings: CollectSettings, log: Callable[[str], None], resources) -> list[str]:
+    from imatrix.checkpoint import CheckpointPaths
+    from imatrix.collector import column_energy, plan_targets
     from imatrix.hybrid import mix, write_raw
-    from imatrix.model_loading import load_model, load_tokenizer, resolve_source
+    from imatrix.model_loading import load_tokenizer, resolve_source
     from imatrix.naming import TensorNaming, check_entry_lengths
-    from imatrix.runners.resident import NonFiniteError, RunOptions, run_resident
+    from imatrix.runners import dispatch
+    from imatrix.runners.resident import NonFiniteError, RunOptions
 
     source = resolve_source(settings.model, settings.gguf_file)
     tokenizer = load_tokenizer(source, settings.trust_remote_code)
     chunks, n_tokens = load_chunks(settings, source, tokenizer)
     log(f"{settings.data}: {n_tokens} tokens → {len(chunks)} chunks of {settings.ctx_size}")
     started = time.perf_counter()
-    model = load_model(source, ModelOptions(settings.model, settings.gguf_file, settings.dtype, settings.device,
-                                            settings.trust_remote_code))
+    model = dispatch.prepare_model(settings, source, resources)
     log(f"loaded {type(model).__name__} from {source.label} in {time.perf_counter() - started:.1f} s")
     naming = TensorNaming.for_config(model.config, settings.fuse_qkv, settings.fuse_gate_up_exps)
     plan = plan_targets(model, naming, settings.process_output, settings.skip_unmapped)
@@ -95,8 +105,7 @@ def run_collect(settings: CollectSettings, log: Callable[[str], None] = print) -
     if source.gguf_path is not None:
         check_entry_lengths({key: rows * cols for key, (rows, cols) in shapes.items()}, source.gguf_path)
     energy = column_energy(plan) if settings.hybrid else None
-    device = next(model.parameters()).device
-    stats = Statistics(shapes, device, torch.float64 if settings.accumulate == "float64" else torch.float32)
+    stats = dispatch.make_statistics(settings, model, shapes)
     datasets = [str(settings.data)]
 
     def finished(chunk_count: int) -> Imatrix:
@@ -112,16 +121,19 @@ def run_collect(settings: CollectSettings, log: Callable[[str], None] = print) -
                          keep_all_logits=has_untied_output, progress=settings.progress)
     started = time.perf_counter()
     try:
-        perplexity = run_resident(model, chunks, plan, stats, options, on_chunks_done=save)
+        perplexity = dispatch.run_chunks(settings, source, model, chunks, plan, stats, options, datasets, save, log)
     except NonFiniteError as error:
         raise ImatrixFileError(f"{error}; nothing written") from None
     elapsed = time.perf_counter() - started
+    if not dispatch.is_writer():
+        return []
     imatrix = finished(len(chunks))
     if energy is not None:
         write_raw(imatrix, energy, raw_sidecar_path(settings.output))
         write_imatrix(mix(imatrix, energy, settings.alpha), settings.output, settings.output_format)
     else:
         write_imatrix(imatrix, settings.output, settings.output_format)
+    CheckpointPaths.beside(settings.output).remove()  # the finished output supersedes any checkpoint
     lines = [f"{len(imatrix.entries)} entries, {len(chunks)} chunks x {settings.ctx_size} tokens in {elapsed:.1f} s "
              f"({chunks.size / elapsed:.1f} tokens/s) → {settings.output}"]
     if energy is not None:

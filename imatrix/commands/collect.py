@@ -50,11 +50,19 @@ Differences from llama-imatrix:
 @click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="Hybrid mix: (1-a)*E[a^2] + a*|W|^2*E[a^2], each normalised per tensor and expert.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+@click.option("--save-every", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Write a checkpoint (OUT.checkpoint.gguf + .json) every N chunks (0 = only on Ctrl-C or a crash).")
+@click.option("--resume", is_flag=True,
+              help="Continue from OUT's checkpoint; refused when the model, data or chunking options differ.")
+@click.option("--device-map", default=None, type=click.Choice(["auto", "balanced", "balanced_low_0", "sequential"]),
+              help="accelerate placement over GPUs, CPU and disk (model-parallel) instead of --device.")
+@click.option("--max-memory", default=None, help="Per-device limits for --device-map, e.g. 0=20GiB,1=20GiB,cpu=64GiB.")
 def collect(model: str, data: Path, output: Path, output_format: str, ctx_size: int, chunks: int, skip_chunks: int,
             parse_special: bool | None, process_output: bool, batch_size: int, dtype: str, device: str,
             gguf_file: str | None, trust_remote_code: bool, skip_unmapped: bool, fuse_qkv: bool,
             fuse_gate_up_exps: bool, no_ppl: bool, output_frequency: int, accumulate: str, hybrid: bool,
-            alpha: float, progress: bool) -> None:
+            alpha: float, progress: bool, save_every: int, resume: bool, device_map: str | None,
+            max_memory: str | None) -> None:
     """Collect an importance matrix for llama-quantize --imatrix from MODEL (HF folder, .gguf, or gemma3-270m)."""
     from imatrix.collect_pipeline import CollectSettings, run_collect
 
@@ -64,11 +72,13 @@ def collect(model: str, data: Path, output: Path, output_format: str, ctx_size: 
         skip_chunks=skip_chunks, parse_special=parse_special, process_output=process_output, batch_size=batch_size,
         skip_unmapped=skip_unmapped, fuse_qkv=fuse_qkv, fuse_gate_up_exps=fuse_gate_up_exps, compute_ppl=not no_ppl,
         output_frequency=output_frequency, accumulate=accumulate, hybrid=hybrid, alpha=alpha, progress=progress,
+        save_every=save_every, resume=resume, device_map=device_map, max_memory=max_memory,
     )
     try:
         summary = run_collect(settings, log=lambda line: click.echo(line, err=True))
     except KeyboardInterrupt:
-        raise click.ClickException("interrupted; the output file was not (re)written") from None
+        raise click.ClickException("interrupted; the output file was not (re)written (a checkpoint line above says "
+                                   "how to --resume)") from None
     except Exception as error:  # noqa: BLE001 - every known failure becomes one clear message
         from imatrix.collect_pipeline import USER_ERRORS
 

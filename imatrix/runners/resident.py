@@ -84,21 +84,30 @@ def _logits_to_keep(options: RunOptions, ctx_size: int) -> int:
 
 
 def run_resident(model: torch.nn.Module, chunks: np.ndarray, plan: Plan, stats: Statistics, options: RunOptions,
-                 on_chunks_done: Callable[[int], None] | None = None) -> Perplexity | None:
-    """Forward every chunk with the hooks installed; on_chunks_done(n) fires every output_frequency chunks."""
+                 on_chunks_done: Callable[[int], None] | None = None, *, start_chunk: int = 0,
+                 perplexity: Perplexity | None = None,
+                 on_batch_done: Callable[[int, Perplexity | None], None] | None = None) -> Perplexity | None:
+    """Forward every chunk with the hooks installed; on_chunks_done(n) fires every output_frequency chunks.
+
+    Resuming (imatrix.checkpoint): `start_chunk` skips chunks already in `stats` (batches keep the boundaries of a
+    run from 0), `perplexity` carries the accumulators so far, and on_batch_done(next_chunk, perplexity) fires after
+    every completed batch.
+    """
     from tqdm.auto import tqdm
 
     device = next(model.parameters()).device
     n_chunk, ctx_size = chunks.shape
     per_batch = options.chunks_per_batch(ctx_size)
     keep = _logits_to_keep(options, ctx_size)
-    perplexity = Perplexity() if options.compute_ppl else None
-    next_save = options.output_frequency if options.output_frequency > 0 else None
-    bar = tqdm(total=n_chunk * ctx_size, unit="tok", unit_scale=True, disable=not options.progress,
+    if perplexity is None and options.compute_ppl:
+        perplexity = Perplexity()
+    freq = options.output_frequency
+    next_save = (start_chunk // freq + 1) * freq if freq > 0 else None
+    bar = tqdm(total=(n_chunk - start_chunk) * ctx_size, unit="tok", unit_scale=True, disable=not options.progress,
                desc="collect", dynamic_ncols=True)
     model.eval()
     with torch.no_grad(), collecting(plan, stats), bar:
-        for start in range(0, n_chunk, per_batch):
+        for start in range(start_chunk, n_chunk, per_batch):
             stop = min(start + per_batch, n_chunk)
             batch = torch.from_numpy(chunks[start:stop]).to(device)
             logits = model(input_ids=batch, use_cache=False, logits_to_keep=keep).logits
@@ -115,6 +124,8 @@ def run_resident(model: torch.nn.Module, chunks: np.ndarray, plan: Plan, stats: 
             if next_save is not None and on_chunks_done is not None and stop >= next_save and stop < n_chunk:
                 on_chunks_done(stop)
                 next_save = (stop // options.output_frequency + 1) * options.output_frequency
+            if on_batch_done is not None:
+                on_batch_done(stop, perplexity)
     return perplexity
 
 

@@ -1,0 +1,77 @@
+"""Model-parallel placement with accelerate's `device_map` (`--device-map auto`): GPUs, then CPU, then disk.
+
+transformers/accelerate place whole submodules and move activations between devices with their hooks; offloaded
+("cpu"/"disk") modules run on the main execution device with weights streamed in. The collector's hooks see each
+linear's input on whatever device it runs on, so the accumulators follow the inputs: `PlacedStatistics` moves a key's
+sums/counts to the device of its first input (once, no host sync) and `to_imatrix` gathers them at the end.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from contextlib import ExitStack
+
+import torch
+
+from imatrix.collector import Statistics
+from imatrix.model_loading import ModelLoadError, ModelSource, torch_dtype
+
+
+class PlacedStatistics(Statistics):
+    """Statistics whose per-key accumulators live on the device where that key's inputs arrive."""
+
+    def _follow(self, key: str, device: torch.device) -> None:
+        if self.sums[key].device != device:
+            self.sums[key] = self.sums[key].to(device)
+            self.counts[key] = self.counts[key].to(device)
+
+    def add_rows(self, key: str, row: int, column_sums: torch.Tensor, n_rows: int) -> None:
+        self._follow(key, column_sums.device)
+        super().add_rows(key, row, column_sums, n_rows)
+
+    def add_routed(self, key: str, routing: torch.Tensor, squares: torch.Tensor, counts: torch.Tensor) -> None:
+        self._follow(key, squares.device)
+        super().add_routed(key, routing, squares, counts)
+
+    def first_nonfinite(self) -> str | None:
+        """One check per device (keys grouped by where they live)."""
+        by_device: dict[torch.device, list[str]] = {}
+        for key in sorted(self.sums):
+            by_device.setdefault(self.sums[key].device, []).append(key)
+        bad = []
+        for keys in by_device.values():
+            flags = torch.stack([torch.isfinite(self.sums[k]).all() for k in keys]).cpu().tolist()
+            bad += [k for k, ok in zip(keys, flags) if not ok]
+        return min(bad) if bad else None
+
+
+def parse_max_memory(text: str | None) -> dict | None:
+    """'0=20GiB,cpu=60GiB' → {0: '20GiB', 'cpu': '60GiB'} (accelerate's max_memory)."""
+    if not text:
+        return None
+    limits: dict = {}
+    for item in text.split(","):
+        device, sep, amount = item.partition("=")
+        if not sep or not device.strip() or not amount.strip():
+            raise ModelLoadError(f"--max-memory {text!r}: expected DEVICE=AMOUNT[,DEVICE=AMOUNT...], e.g. 0=20GiB,cpu=60GiB")
+        device = device.strip()
+        limits[int(device) if device.isdigit() else device] = amount.strip()
+    return limits
+
+
+def load_device_mapped(source: ModelSource, device_map: str, dtype: str, trust_remote_code: bool,
+                       max_memory: dict | None, resources: ExitStack):
+    """from_pretrained(device_map=...) with a temporary offload folder that lives as long as `resources`."""
+    from transformers import AutoModelForCausalLM
+
+    offload_folder = resources.enter_context(tempfile.TemporaryDirectory(prefix="imatrix-offload-"))
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(source.folder), gguf_file=source.gguf_file, dtype=torch_dtype(dtype), device_map=device_map,
+            max_memory=max_memory, offload_folder=offload_folder, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        raise ModelLoadError(f"{source.label}: cannot load the model with --device-map {device_map}: {error}") from error
+    model.eval()
+    model.config.use_cache = False
+    return model
+
