@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from logminer.formats.jsondoc import make_tool_call, openai_tool_calls
-from logminer.schema import Turn
+from logminer.schema import ToolCall, Turn
 
 BROKEN_TOOL_JSON = "broken_tool_json"
 NON_TEXT_DROPPED = "non_text_content_dropped"  # images, documents, audio: not calibration text
@@ -79,7 +79,7 @@ def openai_message_turn(message: dict[str, Any], flags: set[str], timestamp: str
     return turn
 
 
-def _typed_part_call(part: dict[str, Any]):
+def _typed_part_call(part: dict[str, Any]) -> ToolCall:
     """A typed `tool_call` part: value is JSON `{name, arguments}` (text or object)."""
     value = part.get("value", part.get("tool_call"))
     if isinstance(value, str):
@@ -105,10 +105,10 @@ def link_tool_results(turns: list[Turn]) -> None:
     """Give id-less calls ids and id-less tool turns the id of the next unanswered call, by position.
 
     For formats without call ids (ShareGPT, typed-part datasets): results follow their calls in order. Generated
-    ids are `call_<n>`, numbered through the session, so they are deterministic and never collide with each other.
+    ids are `call_<n>`, numbered through the session, so they are deterministic.
     """
     counter = 0
-    open_calls: list = []
+    open_calls: list[ToolCall] = []
     for turn in turns:
         if turn.role == "assistant" and turn.tool_calls:
             for call in turn.tool_calls:
@@ -149,7 +149,7 @@ def anthropic_turns(role: str, content: Any, flags: set[str], tool_names: dict[s
                 texts = []
             turns.append(_tool_result_turn(block, flags, tool_names, timestamp))
         elif isinstance(block, dict) and block.get("type") == "text":
-            texts.append(str(block.get("text", "")))
+            texts.append(str(block.get("text") or ""))
         elif isinstance(block, str):
             texts.append(block)
         else:
@@ -165,9 +165,9 @@ def _assistant_turn(blocks: list[Any], flags: set[str], tool_names: dict[str, st
     for block in blocks:
         kind = block.get("type") if isinstance(block, dict) else "text"
         if kind == "text":
-            texts.append(block if isinstance(block, str) else str(block.get("text", "")))
+            texts.append(block if isinstance(block, str) else str(block.get("text") or ""))
         elif kind == "thinking":
-            thoughts.append(str(block.get("thinking", "")))
+            thoughts.append(str(block.get("thinking") or ""))
         elif kind in ("tool_use", "server_tool_use"):
             call = make_tool_call(block.get("name"), block.get("input"), block.get("id"))
             turn.tool_calls.append(call)
@@ -284,7 +284,7 @@ class ResponsesTurns:
             self._reasoning = []
         return last
 
-    def _call(self, kind: str, item: dict[str, Any]):
+    def _call(self, kind: str, item: dict[str, Any]) -> ToolCall:
         call_id = item.get("call_id", item.get("id"))
         if kind == "custom_tool_call":  # free-form input (e.g. a patch): wrapped so templates get an object
             call = make_tool_call(item.get("name"), {"input": item.get("input", "")}, call_id)
