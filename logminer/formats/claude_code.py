@@ -110,9 +110,14 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
         else:
             yield Rejected(source.path, number, f"unknown claude-code line type {value.get('type')!r}")
     used: set[int] = set()
+    titles = {e.obj.get("leafUuid"): e.obj.get("summary") for e in entries if e.obj.get("type") == "summary"
+              and isinstance(e.obj.get("leafUuid"), str) and isinstance(e.obj.get("summary"), str)}
     for conversation in _conversations(entries):
         for session, lines in _sessions(source, conversation):
-            used.update(lines)
+            used.update(e.number for e in lines)
+            title = next((titles[e.uuid] for e in reversed(lines) if e.uuid in titles), None)
+            if title:  # `summary` lines name the conversation whose leaf they point at
+                session.metadata["title"] = title
             yield session
     for entry in entries:
         if entry.number not in used:
@@ -185,7 +190,7 @@ def _blocks(entry: Entry) -> list[dict[str, Any]]:
     return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
 
 
-def _sessions(source: SourceFile, group: list[Entry]) -> Iterator[tuple[Session, list[int]]]:
+def _sessions(source: SourceFile, group: list[Entry]) -> Iterator[tuple[Session, list[Entry]]]:
     taken: set[int] = set()
     previous_id = None
     for index, chain in enumerate(_chain_segments(group)):
@@ -193,7 +198,7 @@ def _sessions(source: SourceFile, group: list[Entry]) -> Iterator[tuple[Session,
         taken.update(e.number for e in lines)
         session = _session(source, lines, index, previous_id)
         previous_id = session.session_id
-        yield session, [e.number for e in lines]
+        yield session, lines
 
 
 def _session(source: SourceFile, lines: list[Entry], index: int, previous_id: str | None) -> Session:

@@ -95,6 +95,7 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
             if kind == "turn_context" and isinstance(payload.get("model"), str):
                 model = payload["model"]
             segment.consume(number, start, end, timestamp)
+    model = model or (meta.get("model") if isinstance(meta.get("model"), str) else None)
     yield from _sessions(source, segments, meta, model, skipped)
     for reason, numbers in skipped.items():
         yield Skipped(source.path, numbers[0], reason, records=len(numbers))

@@ -55,6 +55,7 @@ def test_main_session_chain_merge_and_compaction(example_logs):
     assert main.model == "claude-sonnet-4-5-20250929"
     assert (main.started_at, main.ended_at) == ("2025-11-03T09:14:02.101Z", "2025-11-03T09:14:18.800Z")
     assert main.metadata["cwd"] == "/home/dev/projects/inventory" and main.metadata["relation"] == "main"
+    assert main.metadata["title"] == "Fix failing stock-count test"  # the summary line's leafUuid is U(14)
     assert continued.session_id == f"{SESSION_ID}/compact-1" and continued.parent_session_id == SESSION_ID
     assert continued.turns[0].text.startswith("This session is being continued")
     assert "".join(t.role[0] for t in continued.turns) == "uuata"
