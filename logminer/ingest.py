@@ -1,6 +1,8 @@
 """The ingest pipeline: read → redact → clean → infer tools → count tokens (truncate) → score → filter → write.
 
-Streaming: sessions are written in batches of `batch_size` rows to parquet parts in a temporary folder beside the
+Parallel: with jobs > 1, input units (files, and folders of folder formats) are processed by a pool of worker
+processes ("spawn": polars' thread pool does not survive fork) in input order (`imap`), so the output does not depend
+on the number of jobs. Streaming: sessions are written in batches of `batch_size` rows to parquet parts in a temporary folder beside the
 output; the parts are concatenated by polars' streaming engine (`scan_parquet(parts).sink_parquet`) into the output,
 which is moved into place atomically, and report.json is written beside it. Memory is bounded by one batch (plus
 one input file being parsed), not by the corpus.
@@ -12,6 +14,7 @@ The output table is INGEST_SCHEMA: SESSION_SCHEMA plus the score and metric colu
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -24,12 +27,14 @@ import polars as pl
 
 from logminer.atomic import write_atomic, write_with
 from logminer.clean import clean_session, truncate_to_tokens
-from logminer.detect import read_inputs
+from logminer.detect import claimed_folders, read_inputs
+from logminer.formats import load_formats
 from logminer.redact import redact_session
 from logminer.render import count_tokens, render_session
 from logminer.report import IngestReport
 from logminer.schema import SESSION_SCHEMA, Rejected, Session, Skipped, session_to_row
 from logminer.score import infer_tools, score_session
+from logminer.sources import expand_inputs
 
 # SESSION_SCHEMA extended with what ingest computes; readers of sessions.parquet may ignore these columns
 INGEST_SCHEMA: dict[str, pl.DataType] = {
@@ -61,6 +66,8 @@ class IngestOptions:
     tokenizer: Any = field(default=None, repr=False)  # a loaded tokenizer, or None for the plain fallback
     tokenizer_name: str | None = None
     batch_size: int = 2000
+    jobs: int = 1  # worker processes; 1 runs everything in this process
+    parallel_min_bytes: int = 32_000_000  # smaller inputs run in-process (starting workers costs ~1 s each)
 
     def describe(self) -> dict[str, Any]:
         return {"strict": self.strict, "min_score": self.min_score, "min_turns": self.min_turns,
@@ -129,20 +136,64 @@ def ingest_rows(inputs: list[str], options: IngestOptions, report: IngestReport,
                 yield row
 
 
+def input_units(inputs: list[str]) -> list[str]:
+    """The independent units of work, in read_inputs order: folders claimed by folder formats, then other files."""
+    paths = expand_inputs(inputs)
+    folders = list(claimed_folders(paths, load_formats()))
+    inside = tuple(folder + os.sep for folder in folders)
+    return folders + [path for path in paths if not path.startswith(inside)]
+
+
+def _unit_result(unit: str, options: IngestOptions) -> tuple[list[dict], IngestReport]:
+    report = IngestReport()
+    rows = list(ingest_rows([unit], options, report))
+    return rows, report
+
+
+def _worker_unit(unit: str) -> tuple[list[dict], IngestReport]:
+    return _unit_result(unit, _WORKER_OPTIONS[0])
+
+
+_WORKER_OPTIONS: list[IngestOptions] = []  # set once per worker process by _init_worker (process-local, read-only)
+
+
+def _init_worker(options: IngestOptions) -> None:
+    _WORKER_OPTIONS[:] = [options]
+
+
+def parallel_rows(inputs: list[str], options: IngestOptions, report: IngestReport,
+                  on_source: Callable[[str], None] | None = None) -> Iterator[dict]:
+    """ingest_rows over a pool of `options.jobs` processes, results merged in input order."""
+    units = input_units(inputs)
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(options.jobs, initializer=_init_worker, initargs=(options,)) as pool:
+        for unit, (rows, unit_report) in zip(units, pool.imap(_worker_unit, units)):
+            if on_source is not None:
+                on_source(unit)
+            report.merge(unit_report)
+            yield from rows
+
+
 def ingest(inputs: list[str], output: str | os.PathLike, options: IngestOptions,
            on_source: Callable[[str], None] | None = None) -> IngestReport:
     """Run the pipeline and write `output` (parquet) and report.json beside it, both atomically."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     report = IngestReport(options=options.describe())
+    parallel = options.jobs > 1 and _input_bytes(inputs) >= options.parallel_min_bytes
+    produce = parallel_rows if parallel else ingest_rows
     parts_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.parts.", dir=output.parent))
     try:
-        parts = _write_parts(ingest_rows(inputs, options, report, on_source), parts_dir, options.batch_size)
+        parts = _write_parts(produce(inputs, options, report, on_source), parts_dir, options.batch_size)
         write_with(output, lambda tmp: _concatenate(parts, tmp))
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
     write_atomic(output.parent / REPORT_NAME, report.dumps())
     return report
+
+
+def _input_bytes(inputs: list[str]) -> int:
+    return sum(os.path.getsize(path) for path in expand_inputs(inputs))
 
 
 def _write_parts(rows: Iterator[dict], folder: Path, batch_size: int) -> list[Path]:

@@ -6,8 +6,9 @@ have no provider prefix and no secret-named assignment in front of them, so they
 
 Written by hand because no maintained Python library covers these provider shapes plus e-mail and home-folder
 anonymisation with counts (detect-secrets lacks Anthropic and Hugging Face, and only reports, never rewrites).
-Speed: each rule group is one compiled alternation, run only on texts that contain one of its trigger substrings
-(a C-speed `in` test), so ordinary text costs a few substring scans.
+Speed: every rule has trigger substrings (its literal prefixes); one Aho-Corasick pass (polars `str.extract_many`)
+finds which triggers a batch of texts contains, and only those texts run only those rules' regexes, each of which
+starts with a literal so `re` scans at memchr speed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+
+import polars as pl
 
 from logminer.schema import Session
 
@@ -91,7 +94,8 @@ RULES: tuple[Rule, ...] = (
 # starts with a character class is ~20x slower in `re`).
 EMAIL_DOMAIN = re.compile(r"@[A-Za-z][A-Za-z0-9-]*(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 NOT_EMAIL_LOCAL = ("git",)  # git@host:org/repo remotes are not personal
-ALL_TRIGGERS = re.compile("|".join(sorted({re.escape(t) for rule in RULES for t in rule.triggers} | {"@"})))
+TRIGGERS = tuple(sorted({t for rule in RULES for t in rule.triggers} | {"@"}))
+SMALL_TEXT = 2048  # shorter texts are gated in Python; longer ones (and batches) by polars' Aho-Corasick search
 
 
 def _apply(rule: Rule, text: str, counts: Counter[str]) -> str:
@@ -128,25 +132,43 @@ def _redact_emails(text: str, counts: Counter[str]) -> str:
     return "".join(pieces) + text[last:] if pieces else text
 
 
+def trigger_hits(texts: list[str]) -> list[set[str] | None]:
+    """For each text, the trigger substrings it contains (None: none), found in one Aho-Corasick pass over all of
+    them by polars (`str.extract_many`, Rust); ~10x faster than one `in` test per trigger in Python."""
+    found = pl.Series(texts, dtype=pl.Utf8).str.extract_many(list(TRIGGERS), overlapping=True).to_list()
+    return [set(hits) if hits else None for hits in found]
+
+
+def _small_hits(text: str) -> set[str] | None:
+    hits = {trigger for trigger in TRIGGERS if trigger in text}
+    return hits or None
+
+
+def _redact_found(text: str, found: set[str], counts: Counter[str]) -> str:
+    """Run only the rules whose triggers occur in the original text (placeholders never trigger a later rule)."""
+    for rule in RULES:
+        if not found.isdisjoint(rule.triggers):
+            text = _apply(rule, text, counts)
+    if "@" in found:
+        text = _redact_emails(text, counts)
+    return text
+
+
 def redact_text(text: str, counts: Counter[str] | None = None) -> str:
     """`text` with every secret and personal datum replaced; `counts` (if given) gains one per replacement."""
     if not text:
         return text
-    if ALL_TRIGGERS.search(text) is None:  # the common case: one C-speed scan and done
+    found = _small_hits(text) if len(text) <= SMALL_TEXT else trigger_hits([text])[0]
+    if found is None:
         return text
+    return _redact_found(text, found, counts if counts is not None else Counter())
+
+
+def redact_texts(texts: list[str], counts: Counter[str] | None = None) -> list[str]:
+    """redact_text for many texts at once: one trigger search over all of them, regexes only where needed."""
     tally: Counter[str] = counts if counts is not None else Counter()
-    for rule in RULES:
-        for trigger in rule.triggers:
-            if trigger in text:
-                text = _apply(rule, text, tally)
-                break
-    if "@" in text:
-        text = _redact_emails(text, tally)
-    return text
-
-
-def _needs_redaction(text: str) -> bool:
-    return ALL_TRIGGERS.search(text) is not None
+    hits = trigger_hits(texts) if texts else []
+    return [text if found is None else _redact_found(text, found, tally) for text, found in zip(texts, hits)]
 
 
 def redact_value(value: Any, counts: Counter[str]) -> Any:
@@ -162,8 +184,6 @@ def redact_value(value: Any, counts: Counter[str]) -> Any:
 
 def redact_arguments(arguments: str, valid: bool, counts: Counter[str]) -> str:
     """Tool-call arguments: valid JSON is redacted inside its string values and stays valid canonical JSON."""
-    if not _needs_redaction(arguments):
-        return arguments
     if not valid:
         return redact_text(arguments, counts)
     try:
@@ -174,15 +194,26 @@ def redact_arguments(arguments: str, valid: bool, counts: Counter[str]) -> str:
 
 
 def redact_session(session: Session, counts: Counter[str] | None = None) -> Session:
-    """Redact every text field of `session` in place (turns, reasoning, tool calls, tools, metadata, paths, ids)."""
+    """Redact every text field of `session` in place (turns, reasoning, tool calls, tools, metadata, paths, ids).
+
+    All turn texts, reasoning and tool-call arguments go through one batched trigger search; tool-call arguments
+    with a hit are redacted inside their JSON string values so they stay valid JSON.
+    """
     tally: Counter[str] = counts if counts is not None else Counter()
-    for turn in session.turns:
-        turn.text = redact_text(turn.text, tally)
-        turn.reasoning = redact_text(turn.reasoning, tally)
+    calls = [call for turn in session.turns for call in turn.tool_calls]
+    texts = [t.text for t in session.turns] + [t.reasoning for t in session.turns] + [c.arguments for c in calls]
+    hits = trigger_hits(texts) if sum(map(len, texts)) > SMALL_TEXT else [_small_hits(t) for t in texts]
+    count = len(session.turns)
+    for index, turn in enumerate(session.turns):
+        if hits[index] is not None:
+            turn.text = _redact_found(turn.text, hits[index], tally)
+        if hits[count + index] is not None:
+            turn.reasoning = _redact_found(turn.reasoning, hits[count + index], tally)
         if turn.name:
             turn.name = redact_text(turn.name, tally)
-        for call in turn.tool_calls:
-            call.name = redact_text(call.name, tally)
+    for call, found in zip(calls, hits[2 * count:]):
+        call.name = redact_text(call.name, tally)
+        if found is not None:
             call.arguments = redact_arguments(call.arguments, call.arguments_valid, tally)
     session.source_file = redact_text(session.source_file, tally)
     session.session_id = redact_text(session.session_id, tally)

@@ -93,6 +93,25 @@ class IngestReport:
         else:
             self.rejections_not_listed += 1
 
+    def merge(self, other: IngestReport) -> None:
+        """Add the counts of `other` (a report of later inputs, e.g. from a worker process) to this one."""
+        for path, stats in other.files.items():
+            mine = self.files.setdefault(path, FileStats(stats.format))
+            if mine.format == UNKNOWN_FORMAT:
+                mine.format = stats.format
+            mine.sessions_read += stats.sessions_read
+            mine.sessions_kept += stats.sessions_kept
+            mine.turns_kept += stats.turns_kept
+            mine.tool_calls_kept += stats.tool_calls_kept
+            mine.records_kept += stats.records_kept
+            mine.filtered.update(stats.filtered)
+            mine.rejected.update(stats.rejected)
+        room = MAX_LISTED_REJECTIONS - len(self.rejections)
+        self.rejections.extend(other.rejections[:room])
+        self.rejections_not_listed += other.rejections_not_listed + max(0, len(other.rejections) - room)
+        self.redactions.update(other.redactions)
+        self.cleaning.update(other.cleaning)
+
     def totals(self) -> dict[str, Any]:
         filtered: Counter[str] = Counter()
         rejected: Counter[str] = Counter()

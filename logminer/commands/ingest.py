@@ -92,8 +92,11 @@ def _load_tokenizer(path: str | None):
 @click.option("--include-reasoning", is_flag=True, help="Keep reasoning text when rendering and counting.")
 @click.option("--batch-size", type=click.IntRange(1), default=2000, show_default=True,
               help="Sessions per parquet part (bounds memory).")
+@click.option("-j", "--jobs", type=click.IntRange(1), default=min(len(os.sched_getaffinity(0)), 8)
+              if hasattr(os, "sched_getaffinity") else 1, show_default=True,
+              help="Worker processes for inputs of 32 MB or more (the output does not depend on it).")
 def ingest(raw, output, source, inputs, strict, min_score, min_turns, min_tokens, max_tokens, tokenizer,
-           include_reasoning, batch_size) -> None:
+           include_reasoning, batch_size, jobs) -> None:
     """Read RAW agent logs into one redacted, cleaned, scored sessions table plus report.json beside it."""
     from logminer.ingest import IngestOptions
     from logminer.ingest import ingest as run_ingest
@@ -103,7 +106,7 @@ def ingest(raw, output, source, inputs, strict, min_score, min_turns, min_tokens
     options = IngestOptions(strict=strict, min_score=min_score, min_turns=min_turns, min_tokens=min_tokens,
                             max_tokens=max_tokens, include_reasoning=include_reasoning,
                             tokenizer=_load_tokenizer(tokenizer), tokenizer_name=_tokenizer_name(tokenizer),
-                            batch_size=batch_size)
+                            batch_size=batch_size, jobs=jobs)
     try:
         advance, close = _progress(paths, "ingest")
         try:

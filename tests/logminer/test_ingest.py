@@ -112,6 +112,14 @@ def test_two_runs_are_byte_identical_and_batches_do_not_change_rows(tmp_path, ex
     assert (outputs[0] / "report.json").read_bytes() == (outputs[2] / "report.json").read_bytes()
 
 
+def test_parallel_jobs_give_identical_bytes(tmp_path, example_logs):
+    one, two = tmp_path / "one", tmp_path / "two"
+    ingest([str(example_logs)], one / "sessions.parquet", IngestOptions())
+    ingest([str(example_logs)], two / "sessions.parquet", IngestOptions(jobs=2, parallel_min_bytes=0))
+    for name in ("sessions.parquet", "report.json"):
+        assert (one / name).read_bytes() == (two / name).read_bytes()
+
+
 def test_max_tokens_truncates_and_min_tokens_filters(tmp_path):
     logs = write_secret_logs(tmp_path / "logs")
     report = ingest([str(logs)], tmp_path / "a" / "sessions.parquet", IngestOptions(max_tokens=600))

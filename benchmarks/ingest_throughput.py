@@ -1,0 +1,148 @@
+"""Ingest throughput: MB/s of raw logs and sessions/s, end to end (parse + redact + clean + score + write), with
+peak memory, on ../shared/real-logs and on a generated corpus (default 200 MB) built from the bundled example logs.
+
+Each measurement runs in a fresh subprocess so its peak RSS (getrusage of the child) is its own. The generated
+corpus goes to a temporary folder and is deleted afterwards. Usage:
+
+    .venv/bin/python benchmarks/ingest_throughput.py [--corpus-mb 200] [--real-logs PATH] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "logs"
+REAL_LOGS = ROOT.parent / "shared" / "real-logs"
+WORDS = ("the function returns a value when called with arguments parse file test error fix update module import "
+         "class method variable loop index list dict string number result output check build run install package "
+         "version branch commit merge review change line column token model layer tensor batch shape").split()
+CODE_SNIPPETS = ["def f(x):\n    return x + 1\n", "for i in range(10):\n    total += i\n", "if err != nil {\n"
+                 "    return err\n}\n", "const x = await fetch(url);\n", "$ pytest -q\n3 passed in 0.12s\n"]
+TARGET_FILE_BYTES = 512 * 1024
+
+
+def varied_text(rng: random.Random, length: int) -> str:
+    """Prose and code of about `length` characters, different on every call."""
+    parts: list[str] = []
+    size = 0
+    while size < length:
+        piece = rng.choice(CODE_SNIPPETS) if rng.random() < 0.15 else " ".join(rng.choices(WORDS, k=12)) + ".\n"
+        parts.append(piece)
+        size += len(piece)
+    return "".join(parts)
+
+
+def vary(value, rng: random.Random, factor: int):
+    """Every prose string (has a space, not an id) replaced by `factor` times as much varied text."""
+    if isinstance(value, dict):
+        return {key: vary(item, rng, factor) for key, item in value.items()}
+    if isinstance(value, list):
+        return [vary(item, rng, factor) for item in value]
+    if isinstance(value, str) and " " in value and len(value) > 12:
+        return varied_text(rng, len(value) * factor)
+    return value
+
+
+def jsonl_examples() -> list[tuple[str, list]]:
+    """(relative name, parsed lines) of every JSONL example file (decompressed), the corpus seeds."""
+    seeds = []
+    for path in sorted(EXAMPLES.rglob("*")):
+        if not path.is_file() or not path.name.endswith((".jsonl", ".jsonl.gz")):
+            continue
+        data = path.read_bytes()
+        text = (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).decode("utf-8")
+        try:
+            lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError:
+            continue
+        seeds.append((str(path.relative_to(EXAMPLES)).removesuffix(".gz"), lines))
+    return seeds
+
+
+def generate_corpus(folder: Path, megabytes: int, seed: int = 0) -> int:
+    """Write varied copies of the example JSONL logs until `megabytes` MB; returns the bytes written."""
+    rng = random.Random(seed)
+    seeds = jsonl_examples()
+    written = 0
+    copy = 0
+    while written < megabytes * 1_000_000:
+        for name, lines in seeds:
+            seed_size = sum(len(json.dumps(line)) for line in lines)
+            factor = max(1, TARGET_FILE_BYTES // max(seed_size, 1))
+            target = folder / f"copy{copy:05d}" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            body = "\n".join(json.dumps(vary(line, rng, factor), ensure_ascii=False) for line in lines) + "\n"
+            target.write_text(body, encoding="utf-8")
+            written += len(body.encode("utf-8"))
+        copy += 1
+    return written
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def measure(inputs: Path, out_dir: Path) -> dict:
+    """Run one ingest in a child process; wall time, sessions and the child's peak RSS."""
+    code = (
+        "import json, sys, time, resource\n"
+        "from logminer.ingest import IngestOptions, ingest\n"
+        "start = time.perf_counter()\n"
+        "report = ingest([sys.argv[1]], sys.argv[2], IngestOptions())\n"
+        "seconds = time.perf_counter() - start\n"
+        "print(json.dumps({'seconds': seconds, 'totals': report.totals(),\n"
+        "                  'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(inputs), str(out_dir / "sessions.parquet")],
+                            capture_output=True, text=True, check=True, cwd=ROOT)
+    stats = json.loads(result.stdout.strip().splitlines()[-1])
+    stats["input_mb"] = folder_bytes(inputs) / 1e6
+    stats["output_mb"] = (out_dir / "sessions.parquet").stat().st_size / 1e6
+    return stats
+
+
+def show(label: str, stats: dict) -> None:
+    totals = stats["totals"]
+    print(f"{label}: {stats['input_mb']:.1f} MB in {stats['seconds']:.2f} s = "
+          f"{stats['input_mb'] / stats['seconds']:.1f} MB/s, {totals['sessions_kept']} sessions kept "
+          f"({totals['sessions_kept'] / stats['seconds']:.0f} sessions/s, {totals['records']} records), "
+          f"peak RSS {stats['peak_rss_mb']:.0f} MB, output {stats['output_mb']:.1f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus-mb", type=int, default=200, help="size of the generated corpus (default 200)")
+    parser.add_argument("--real-logs", type=Path, default=REAL_LOGS)
+    parser.add_argument("--keep", type=Path, help="write the generated corpus here and keep it")
+    args = parser.parse_args()
+    print(f"cpus available: {len(os.sched_getaffinity(0))}, load average: {os.getloadavg()[0]:.2f} "
+          "(other processes slow these numbers down)")
+    with tempfile.TemporaryDirectory(prefix="ingest-bench-") as scratch:
+        scratch = Path(scratch)
+        if args.real_logs.is_dir():
+            show("real logs", measure(args.real_logs, scratch / "real"))
+        corpus = args.keep or scratch / "corpus"
+        start = time.perf_counter()
+        written = generate_corpus(corpus, args.corpus_mb)
+        print(f"generated {written / 1e6:.0f} MB of varied JSONL logs in {time.perf_counter() - start:.0f} s")
+        show("generated corpus", measure(corpus, scratch / "generated"))
+        if args.keep is None:
+            shutil.rmtree(corpus, ignore_errors=True)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"(benchmark driver peak RSS {own:.0f} MB; target: >= 20 MB/s end to end on 2 cores)")
+
+
+if __name__ == "__main__":
+    main()
