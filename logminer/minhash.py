@@ -1,7 +1,7 @@
 """Vectorised text normalisation, word n-gram shingles, MinHash signatures and LSH banding in numpy.
 
 Normalisation (one definition, used by dedup, decontamination and the split audit):
-  1. non-ASCII text is NFKD-decomposed and its combining marks dropped (accents stripped: "café" → "cafe");
+  1. non-ASCII text is NFKD-decomposed and its combining diacritical marks dropped (accents: "café" → "cafe");
   2. lowercase (ASCII A–Z in the vectorised path; `str.lower` first for non-ASCII text);
   3. every digit becomes "0" (numbers, line numbers, timestamps and ids of the same shape compare equal);
   4. everything that is not a letter or digit (punctuation, underscore, whitespace) separates words.
@@ -42,8 +42,12 @@ POSITION_MULTIPLIERS = (
 MAX_NGRAM = len(POSITION_MULTIPLIERS)
 MERSENNE_PRIME = (1 << 61) - 1
 SCHEMES = ("affine32", "legacy")
-_FOLD_NON_WORD = re.compile(r"[\W_]+")
-_FOLD_DIGIT = re.compile(r"\d")
+# ASCII is handled by BYTE_TABLE; these only touch non-ASCII characters, which are rare, so the scans are fast
+_FOLD_NON_WORD = re.compile(r"[^\x00-\x7f\w]+")
+_FOLD_DIGIT = re.compile(r"(?=[^\x00-\x7f])\d")
+# the Unicode "combining diacritical marks" blocks: the accents NFKD splits off (other combining marks, such as
+# Indic vowel signs, are letters' parts and stay)
+_COMBINING_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 
 
 def _byte_table() -> np.ndarray:
@@ -60,9 +64,9 @@ BYTE_TABLE = _byte_table()
 
 
 def fold_unicode(text: str) -> str:
-    """Steps 1–4 for non-ASCII text in Python (accents stripped, lowercase, digits → 0, non-word → space)."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
+    """Steps 1–4 for the non-ASCII characters of a text (accents stripped, lowercase, digits → 0, non-word → space);
+    its ASCII characters are left to BYTE_TABLE."""
+    text = _COMBINING_MARKS.sub("", unicodedata.normalize("NFKD", text)).lower()
     return _FOLD_DIGIT.sub("0", _FOLD_NON_WORD.sub(" ", text))
 
 
@@ -153,7 +157,7 @@ def _powers(base: int, length: int) -> np.ndarray:
     return _power_table(base, 1 << max(length - 1, 1).bit_length())[:length]
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)
 def _power_table(base: int, size: int) -> np.ndarray:
     powers = np.full(size, base, dtype=np.uint64)
     powers[0] = 1
@@ -268,7 +272,20 @@ class MinHasher:
     ngram: int = 5
     scheme: str = "affine32"
     block_docs: int = 512
+    block_chars: int = 1 << 20
     threads: int = 2
+
+    def _blocks(self, texts: Sequence[str]) -> Iterator[Sequence[str]]:
+        """Consecutive runs of at most block_docs texts and about block_chars characters (a longer text alone),
+        which bounds the byte-position tables and temporary arrays of one block."""
+        first, size = 0, 0
+        for index, text in enumerate(texts):
+            if index > first and (index - first >= self.block_docs or size + len(text) > self.block_chars):
+                yield texts[first:index]
+                first, size = index, 0
+            size += len(text)
+        if first < len(texts):
+            yield texts[first:]
 
     def params(self) -> tuple[np.ndarray, np.ndarray]:
         return permutations(self.num_perm, self.seed, self.scheme)
@@ -282,7 +299,7 @@ class MinHasher:
 
     def run(self, texts: Sequence[str], progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(signatures docs × num_perm, exact keys, shingle counts) for all texts, in input order."""
-        blocks = [texts[i : i + self.block_docs] for i in range(0, len(texts), self.block_docs)]
+        blocks = list(self._blocks(texts))
         if not blocks:
             dtype = np.uint32 if self.scheme == "affine32" else np.uint64
             return np.zeros((0, self.num_perm), dtype=dtype), np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
@@ -347,6 +364,7 @@ def estimated_containment(jaccard: np.ndarray, first_size: np.ndarray, second_si
     return np.minimum(jaccard * (first_size + second_size) / ((1.0 + jaccard) * smaller), 1.0)
 
 
+@lru_cache(maxsize=64)
 def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     """Bands × rows for recall: datasketch's own optimiser with false negatives weighted 9× false positives."""
     from datasketch.lsh import _optimal_param

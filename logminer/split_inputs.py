@@ -7,6 +7,7 @@ input goes through `logminer.ingest` with its default options, so redaction and 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,7 @@ def read_sessions_table(path: str) -> list[Session]:
     return frame_to_sessions(frame.select(list(SESSION_SCHEMA)))
 
 
-def load_inputs(inputs: list[str], *, include_reasoning: bool = False) -> LoadedInputs:
+def load_inputs(inputs: list[str], *, include_reasoning: bool = False, progress: bool = False) -> LoadedInputs:
     """Every session of the inputs: parquet tables read directly, the other files through the ingest pipeline."""
     try:
         files = expand_inputs(inputs)
@@ -60,13 +61,15 @@ def load_inputs(inputs: list[str], *, include_reasoning: bool = False) -> Loaded
         else:
             raw.append(path)
     if raw:
-        sessions, rejected = ingest_raw(raw, include_reasoning=include_reasoning)
+        sessions, rejected = ingest_raw(raw, include_reasoning=include_reasoning, progress=progress)
         loaded.sessions.extend(sessions)
         loaded.rejected.extend(rejected)
     return loaded
 
 
-def ingest_raw(paths: list[str], *, include_reasoning: bool = False) -> tuple[list[Session], list[dict[str, Any]]]:
+def ingest_raw(
+    paths: list[str], *, include_reasoning: bool = False, progress: bool = False
+) -> tuple[list[Session], list[dict[str, Any]]]:
     """Run `logminer.ingest` in-process (read → redact → clean → score, default filters) on raw log files.
 
     Returns (sessions, rejected rows): ingest's filtered and rejected records, per file and reason, stage "ingest".
@@ -74,9 +77,12 @@ def ingest_raw(paths: list[str], *, include_reasoning: bool = False) -> tuple[li
     from logminer.ingest import IngestOptions, ingest_rows
     from logminer.report import IngestReport
 
+    from tqdm import tqdm
+
     report = IngestReport()
     options = IngestOptions(include_reasoning=include_reasoning)
-    sessions = [row_to_session(row) for row in ingest_rows(paths, options, report)]
+    with tqdm(total=len(paths), desc="ingest", unit="file", disable=not progress, file=sys.stderr) as bar:
+        sessions = [row_to_session(row) for row in ingest_rows(paths, options, report, lambda _: bar.update(1))]
     rejected = []
     for path, stats in sorted(report.files.items()):
         for kind, reasons in (("filtered", stats.filtered), ("rejected", stats.rejected)):

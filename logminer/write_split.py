@@ -146,7 +146,7 @@ def run_split(job: SplitJob) -> dict[str, Any]:
         tokenizer = load_tokenizer(job.tokenizer) if job.tokenizer else None
     except RenderError as error:
         raise SplitError(str(error)) from error
-    loaded = load_inputs(list(job.inputs), include_reasoning=job.include_reasoning)
+    loaded = load_inputs(list(job.inputs), include_reasoning=job.include_reasoning, progress=job.progress)
     docs, rejected = render_documents(loaded, job, tokenizer)
     rejected = loaded.rejected + rejected
     with _bar(job, len(docs.texts), "minhash") as bar:

@@ -91,12 +91,15 @@ def summary_table(manifest: dict) -> str:
     lines = [f"{'bucket':<14}{'sessions':>10}{'tokens':>12}"]
     for name in ("calibration", "validation", "eval"):
         lines.append(f"{name:<14}{counts[name]:>10}{tokens[name]:>12}")
+    empty = [name for name in ("calibration", "validation", "eval") if counts[name] == 0]
     for name in ("duplicates", "contaminated", "rejected"):
         lines.append(f"{name:<14}{counts[name]:>10}")
     lines.append(f"{'input':<14}{counts['input_sessions']:>10}   (adds up: {'yes' if counts['adds_up'] else 'NO'})")
     lines.append(f"audit: {audit['cross_pairs_near']} cross-split pairs at J >= {audit['query_threshold']}, "
                  f"{audit['cross_pairs_at_threshold']} at J >= {audit['threshold']}; "
                  f"{audit['holdout_hits_calibration']} holdout hits in calibration")
+    if empty:
+        lines.append(f"note: {', '.join(empty)} empty (too few or too large groups for the ratios or budgets)")
     return "\n".join(lines)
 
 
