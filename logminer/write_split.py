@@ -30,7 +30,15 @@ from logminer.atomic import write_atomic, write_with
 from logminer.decontaminate import DecontaminationOptions, DocumentFacts, HoldoutIndex
 from logminer.dedup import KEPT, DedupOptions, deduplicate, task_text, turn_keys
 from logminer.split_inputs import LoadedInputs, load_inputs
-from logminer.split import OVER_BUDGET, SPLITS, AuditReport, SplitOptions, assign_splits, audit_cross_split
+from logminer.split import (
+    OVER_BUDGET,
+    SPLITS,
+    AuditReport,
+    SplitOptions,
+    assign_splits,
+    audit_cross_split,
+    group_order,
+)
 
 DOCUMENT_SEPARATOR = "\n\n"
 CONTAMINATED = "contaminated"
@@ -139,33 +147,21 @@ def group_key(row: dict[str, Any], group_by: str | None, cluster: str) -> str:
 
 def run_split(job: SplitJob) -> dict[str, Any]:
     """Run every stage and write every output; returns the manifest (also written as manifest.json)."""
-    from logminer.holdout import HoldoutError, load_holdout
-    from logminer.render import RenderError, load_tokenizer
-
-    try:
-        tokenizer = load_tokenizer(job.tokenizer) if job.tokenizer else None
-    except RenderError as error:
-        raise SplitError(str(error)) from error
+    tokenizer, holdout_items = _prepare(job)  # fail on a bad tokenizer or holdout before the long stages
     loaded = load_inputs(list(job.inputs), include_reasoning=job.include_reasoning, progress=job.progress)
     docs, rejected = render_documents(loaded, job, tokenizer)
     rejected = loaded.rejected + rejected
     with _bar(job, len(docs.texts), "minhash") as bar:
         dedup = deduplicate(docs.texts, job.dedup, turns=docs.keys, tasks=docs.tasks, progress=bar)
-    try:
-        holdout_items = load_holdout(list(job.holdout)) if job.holdout else []
-    except HoldoutError as error:
-        raise SplitError(f"holdout: {error}") from error
     index = HoldoutIndex(holdout_items, job.decontamination, job.dedup.hasher()) if holdout_items else None
     contamination = index.check(docs.texts, docs.facts, dedup.signatures) if index else [""] * len(docs.texts)
     status, reasons = _buckets(dedup, contamination, docs)
     clusters = [cluster_id(docs.rows[r]) for r in dedup.representative.tolist()]
     kept = [i for i, s in enumerate(status) if s == KEPT]
-    groups = [group_key(docs.rows[i], job.group_by, clusters[i]) for i in kept]
-    assigned = assign_splits(groups, [docs.tokens[i] for i in kept], job.split)
-    split_of = dict(zip(kept, assigned))
-    for i, name in split_of.items():
-        if name == OVER_BUDGET:
-            rejected.append({**_rejected_from_row(docs.rows[i]), "reason": "over the token budget of every split"})
+    group_of = {i: group_key(docs.rows[i], job.group_by, clusters[i]) for i in kept}
+    split_of = dict(zip(kept, assign_splits(list(group_of.values()), [docs.tokens[i] for i in kept], job.split)))
+    for i in (i for i in kept if split_of[i] == OVER_BUDGET):
+        rejected.append({**_rejected_from_row(docs.rows[i]), "reason": "over the token budget of every split"})
     in_split = [i for i in kept if split_of[i] != OVER_BUDGET]
     audit = audit_cross_split([split_of[i] for i in in_split], dedup.signatures[in_split],
                               [docs.rows[i]["session_id"] for i in in_split], job.dedup.threshold, job.dedup.verify_slack)
@@ -173,27 +169,41 @@ def run_split(job: SplitJob) -> dict[str, Any]:
     if job.strict and not audit.clean:
         raise SplitError(f"audit failed: {audit.cross_pairs_at_threshold} cross-split near-duplicate pairs at "
                          f"J >= {audit.threshold}, {audit.holdout_hits_calibration} holdout hits in calibration")
-    order = {key: n for n, key in enumerate(dict.fromkeys(_group_order(groups, job.split.seed)))}
-    group_of = dict(zip(kept, groups))
     out = Path(job.out_dir)
-    split_counts = {}
-    for name in SPLITS:
-        members = sorted((i for i in in_split if split_of[i] == name), key=lambda i: (order[group_of[i]], i))
-        frame = _split_frame(docs, members, clusters, group_of, dedup)
-        write_with(out / f"{name}.parquet", lambda p, f=frame: f.write_parquet(p))
-        text = DOCUMENT_SEPARATOR.join(docs.texts[i] for i in members)
-        write_atomic(out / f"{name}.txt", text + "\n" if text else "")
-        split_counts[name] = {"sessions": len(members), "tokens": int(sum(docs.tokens[i] for i in members))}
+    split_counts = _write_splits(out, docs, in_split, split_of, group_of, clusters, dedup, job.split.seed)
     _write_buckets(out, docs, status, reasons, dedup, clusters, rejected)
     manifest = _manifest(job, loaded, docs, status, split_counts, rejected, audit, holdout_items, dedup)
     write_atomic(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     return manifest
 
 
-def _group_order(groups: list[str], seed: int) -> list[str]:
-    from logminer.split import group_order
+def _prepare(job: SplitJob) -> tuple[Any, list]:
+    from logminer.holdout import HoldoutError, load_holdout
+    from logminer.render import RenderError, load_tokenizer
 
-    return group_order(groups, seed)
+    try:
+        tokenizer = load_tokenizer(job.tokenizer) if job.tokenizer else None
+    except RenderError as error:
+        raise SplitError(str(error)) from error
+    try:
+        return tokenizer, load_holdout(list(job.holdout)) if job.holdout else []
+    except HoldoutError as error:
+        raise SplitError(f"holdout: {error}") from error
+
+
+def _write_splits(out: Path, docs: Documents, in_split: list[int], split_of: dict[int, str],
+                  group_of: dict[int, str], clusters: list[str], dedup, seed: int) -> dict[str, dict[str, int]]:
+    """<split>.parquet and <split>.txt; documents ordered by their group's seeded position, then canonically."""
+    order = {key: n for n, key in enumerate(group_order(list(group_of.values()), seed))}
+    counts = {}
+    for name in SPLITS:
+        members = sorted((i for i in in_split if split_of[i] == name), key=lambda i: (order[group_of[i]], i))
+        frame = _split_frame(docs, members, clusters, group_of, dedup)
+        write_with(out / f"{name}.parquet", lambda p, f=frame: f.write_parquet(p))
+        text = DOCUMENT_SEPARATOR.join(docs.texts[i] for i in members)
+        write_atomic(out / f"{name}.txt", text + "\n" if text else "")
+        counts[name] = {"sessions": len(members), "tokens": int(sum(docs.tokens[i] for i in members))}
+    return counts
 
 
 def _buckets(dedup, contamination: list[str], docs: Documents) -> tuple[list[str], list[str]]:

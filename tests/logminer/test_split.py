@@ -205,3 +205,26 @@ def test_real_logs_prefix_and_replays_merged_benchmarks_removed(real_split) -> N
         kept |= {Path(f).name for f in pl.read_parquet(first / f"{name}.parquet")["source_file"]}
     assert "pr816_deepseek_lite_dev_noparallel_pydicom__pydicom-901.traj.json" in kept
     assert "openhands_sdk_claude-sonnet-4_1757015046.707.json" in kept
+
+
+def test_tokenizer_counts_and_bad_tokenizer(tmp_path: Path) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tokenizer = Tokenizer(models.WordLevel(vocab={"[UNK]": 0, "fix": 1}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.save(str(tmp_path / "tokenizer.json"))
+    sessions = [Session(session_id=f"t{i}", agent="t", source_file="t.jsonl",
+                        turns=[Turn("user", f"fix bug number {i} in module {chr(97 + i) * 3}, then run tests {i}")])
+                for i in range(6)]
+    sessions_to_frame(sessions).write_parquet(tmp_path / "s.parquet")
+    out = tmp_path / "out"
+    run_split(SplitJob(inputs=(str(tmp_path / "s.parquet"),), out_dir=str(out), progress=False,
+                       tokenizer=str(tmp_path / "tokenizer.json"), split=SplitOptions(ratios=(1, 0, 0))))
+    frame = read_split(out, "calibration")
+    assert frame.height == 6  # digits normalise to 0, but the module names differ: no duplicates
+    for text, tokens in frame.select("text", "tokens").iter_rows():
+        assert tokens == len(tokenizer.encode(text, add_special_tokens=False).ids)
+    runner = CliRunner()
+    bad = runner.invoke(main, ["split", str(tmp_path / "s.parquet"), "-o", str(tmp_path / "bad"), "--tokenizer",
+                               str(tmp_path / "s.parquet")])
+    assert bad.exit_code == 1 and "cannot load tokenizer" in bad.output
