@@ -94,18 +94,20 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def measure(inputs: Path, out_dir: Path) -> dict:
-    """Run one ingest in a child process; wall time, sessions and the child's peak RSS."""
+def measure(inputs: Path, out_dir: Path, jobs: int = 1) -> dict:
+    """Run one ingest in a child process; wall time, sessions and the child's peak RSS (with jobs > 1 the
+    workers' own peak is reported separately by RUSAGE_CHILDREN)."""
     code = (
         "import json, sys, time, resource\n"
         "from logminer.ingest import IngestOptions, ingest\n"
         "start = time.perf_counter()\n"
-        "report = ingest([sys.argv[1]], sys.argv[2], IngestOptions())\n"
+        "report = ingest([sys.argv[1]], sys.argv[2], IngestOptions(jobs=int(sys.argv[3]), parallel_min_bytes=0))\n"
         "seconds = time.perf_counter() - start\n"
         "print(json.dumps({'seconds': seconds, 'totals': report.totals(),\n"
-        "                  'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+        "                  'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,\n"
+        "                  'worker_peak_rss_mb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code, str(inputs), str(out_dir / "sessions.parquet")],
+    result = subprocess.run([sys.executable, "-c", code, str(inputs), str(out_dir / "sessions.parquet"), str(jobs)],
                             capture_output=True, text=True, check=True, cwd=ROOT)
     stats = json.loads(result.stdout.strip().splitlines()[-1])
     stats["input_mb"] = folder_bytes(inputs) / 1e6
@@ -118,7 +120,8 @@ def show(label: str, stats: dict) -> None:
     print(f"{label}: {stats['input_mb']:.1f} MB in {stats['seconds']:.2f} s = "
           f"{stats['input_mb'] / stats['seconds']:.1f} MB/s, {totals['sessions_kept']} sessions kept "
           f"({totals['sessions_kept'] / stats['seconds']:.0f} sessions/s, {totals['records']} records), "
-          f"peak RSS {stats['peak_rss_mb']:.0f} MB, output {stats['output_mb']:.1f} MB")
+          f"peak RSS {stats['peak_rss_mb']:.0f} MB (workers {stats['worker_peak_rss_mb']:.0f} MB), "
+          f"output {stats['output_mb']:.1f} MB")
 
 
 def main() -> None:
@@ -126,18 +129,21 @@ def main() -> None:
     parser.add_argument("--corpus-mb", type=int, default=200, help="size of the generated corpus (default 200)")
     parser.add_argument("--real-logs", type=Path, default=REAL_LOGS)
     parser.add_argument("--keep", type=Path, help="write the generated corpus here and keep it")
+    parser.add_argument("--jobs", default="1,2", help="comma-separated worker counts to measure (default 1,2)")
     args = parser.parse_args()
     print(f"cpus available: {len(os.sched_getaffinity(0))}, load average: {os.getloadavg()[0]:.2f} "
           "(other processes slow these numbers down)")
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as scratch:
         scratch = Path(scratch)
+        jobs = [int(j) for j in args.jobs.split(",")]
         if args.real_logs.is_dir():
-            show("real logs", measure(args.real_logs, scratch / "real"))
+            show("real logs, jobs=1", measure(args.real_logs, scratch / "real"))
         corpus = args.keep or scratch / "corpus"
         start = time.perf_counter()
         written = generate_corpus(corpus, args.corpus_mb)
         print(f"generated {written / 1e6:.0f} MB of varied JSONL logs in {time.perf_counter() - start:.0f} s")
-        show("generated corpus", measure(corpus, scratch / "generated"))
+        for count in jobs:
+            show(f"generated corpus, jobs={count}", measure(corpus, scratch / f"generated{count}", count))
         if args.keep is None:
             shutil.rmtree(corpus, ignore_errors=True)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

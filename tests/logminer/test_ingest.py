@@ -139,7 +139,7 @@ def save_tiny_tokenizer(folder: Path, template: str) -> Path:
 
 
 def test_cli_ingest_inspect_validate(tmp_path, example_logs):
-    from tests.logminer.test_render import STRICT_TEMPLATE, TOOL_TEMPLATE
+    from tests.logminer.test_render import TOOL_TEMPLATE
 
     runner = CliRunner()
     out = tmp_path / "out" / "sessions.parquet"
