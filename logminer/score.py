@@ -31,7 +31,7 @@ CODE_LINE = re.compile(
 NON_EMPTY_LINE = re.compile(r"\S.*", re.MULTILINE)
 NON_LATIN_LETTER = re.compile(r"[^\x00-\u024f\W\d_]")
 ASCII_LETTERS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-SAMPLE_CHARS = 200_000  # language/code shares are estimated on at most this many characters per session
+SAMPLE_CHARS = 65_536  # language/code shares are estimated on at most this many characters per session
 
 
 @dataclass

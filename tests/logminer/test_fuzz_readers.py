@@ -158,3 +158,29 @@ def test_unmutated_examples_account_by_line():
         for path in paths:
             check_line_accounting(path, events_of(path))
     assert os.path.isdir(EXAMPLES)
+
+
+@FUZZ
+@given(fmt=st.sampled_from(sorted(EXAMPLE_INPUTS)), mutation=MUTATIONS, min_turns=st.integers(0, 6))
+def test_ingest_buckets_add_up_on_mutated_examples(scratch, fmt, mutation, min_turns):
+    from logminer.ingest import IngestOptions, ingest_rows
+    from logminer.report import IngestReport
+
+    original = EXAMPLE_INPUTS[fmt][0]
+    target = scratch / "ingest" / original.name
+    shutil.rmtree(scratch / "ingest", ignore_errors=True)
+    if original.is_dir():
+        shutil.copytree(original, target)
+        victim = sorted(p for p in target.rglob("*") if p.is_file())[0]
+    else:
+        target.parent.mkdir(parents=True)
+        shutil.copyfile(original, target)
+        victim = target
+    victim.write_bytes(_mutate(victim.read_bytes(), *mutation))
+    expected = sum(e.records for _, _, e in events_of(target))
+    report = IngestReport()
+    rows = list(ingest_rows([str(target)], IngestOptions(min_turns=min_turns), report))
+    totals = report.totals()
+    assert totals["records"] == expected
+    assert totals["records"] == totals["records_kept"] + totals["records_filtered"] + totals["records_rejected"]
+    assert len(rows) == totals["sessions_kept"]
