@@ -3,8 +3,9 @@
 Shapes read (SWE-agent/mini-swe-agent tests/test_data and run outputs):
 - `mini-swe-agent-1` (and old bare lists): the action is the one ```` ```bash ```` block (old fixtures:
   ```` ```mswea_bash_command ````) in the assistant text; the command's result is the next user message, starting
-  `<returncode>`. The block becomes a `bash` tool call (removed from the text so it is not rendered twice) and the result a tool turn; the
-  submission output that ends a run (the last user message after a call) is that call's result too. Assistant
+  `<returncode>`. The block becomes a `bash` tool call (removed from the text so it is not rendered twice) and the
+  result a tool turn; the submission output that ends a run (the last user message after a call) is that call's
+  result too. Assistant
   messages with zero or several blocks were format errors in the run: text only, and the next user message stays user.
 - `mini-swe-agent-1.1`+: OpenAI `tool_calls`, `tool` role with `tool_call_id`, `reasoning_content`, and a final
   `exit` role message holding the submission (kept in metadata `exit_status`, not as a turn).
@@ -39,7 +40,7 @@ _BLOCK = re.compile(r"```(?:bash|mswea_bash_command)[ \t]*\n(.*?)\n?```", re.DOT
 _RESULT_PREFIX = "<returncode>"
 _FORMAT_TAG = re.compile(r'"trajectory_format"\s*:\s*"mini-swe-agent')
 _VERSION_KEY = re.compile(r'"mini_version"\s*:')
-_ROLES = {"system", "user", "assistant", "tool", "exit"}
+_ROLES = ("system", "user", "assistant", "tool", "exit")
 
 
 def sniff(source: SourceFile) -> bool:

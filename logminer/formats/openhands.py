@@ -38,7 +38,7 @@ from logminer.sources import SourceFile
 NAME = "openhands"
 RECORD_UNIT = "item"  # one event of a JSON event list; one line of eval-output JSONL (see `records` per session)
 
-_NOT_TURN_ACTIONS = {"change_agent_state", "recall", "null", "condensation", "condensation_request", "agent_state"}
+_NOT_TURN_ACTIONS = ("change_agent_state", "recall", "null", "condensation", "condensation_request", "agent_state")
 _BOOKKEEPING_ARGS = {
     "thought", "keep_prompt", "is_confirmed", "action_risk", "security_risk", "confirmation_state", "hidden",
     "blocking", "impl_source", "images_urls", "image_urls", "wait_for_response", "action", "translated_ipython_code",
@@ -172,7 +172,7 @@ def _turns(events: list[dict[str, Any]]) -> tuple[list[Turn], str | None]:
                          timestamp=event.get("timestamp"))
                 )
             last_response = response_id
-            call_of_action[event.get("id", f"#{index}")] = call.id
+            call_of_action[str(event.get("id", f"#{index}"))] = call.id
             unanswered.append(call.id)
         elif "observation" in event:
             call_id = _answered_call(event, call_of_action, unanswered)
@@ -229,7 +229,7 @@ def _answered_call(event: dict[str, Any], call_of_action: dict[Any, str], unansw
     if metadata.get("tool_call_id"):
         return metadata["tool_call_id"]
     if "cause" in event and event["cause"] is not None:
-        return call_of_action.get(event["cause"])
+        return call_of_action.get(str(event["cause"]))
     if "id" not in event and unanswered:  # flat history without ids: answers the oldest open call
         return unanswered[0]
     return None

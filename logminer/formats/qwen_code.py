@@ -35,7 +35,7 @@ from logminer.sources import SourceFile
 NAME = "qwen-code"
 RECORD_UNIT = "line"  # JSONL: one ChatRecord per line; the older JSON chat file: one message per item
 
-_RECORD_TYPES = {"user", "assistant", "tool_result", "system"}
+_RECORD_TYPES = ("user", "assistant", "tool_result", "system")
 _CHAT_FILE = re.compile(r'\s*\{\s*"sessionId"\s*:\s*"[^"]*"\s*,\s*"projectHash"\s*:')
 Event = Session | Skipped | Rejected
 
@@ -103,14 +103,14 @@ def parse(source: SourceFile) -> Iterator[Event]:
 
 def _conversation_chain(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records on the parentUuid chain ending at the last record, in order; file order when the chain is broken."""
-    by_uuid = {record["uuid"]: record for record in records}
+    by_uuid = {str(record["uuid"]): record for record in records}
     chain = []
     current: dict[str, Any] | None = records[-1]
     seen: set[str] = set()
-    while current is not None and current["uuid"] not in seen:
-        seen.add(current["uuid"])
+    while current is not None and str(current["uuid"]) not in seen:
+        seen.add(str(current["uuid"]))
         chain.append(current)
-        current = by_uuid.get(current.get("parentUuid"))
+        current = by_uuid.get(str(current.get("parentUuid")))
     if current is not None or (chain and chain[-1].get("parentUuid") not in (None, "")):
         return records  # a cycle or a parent missing from the file: keep everything in file order
     return list(reversed(chain))

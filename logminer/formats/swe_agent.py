@@ -41,7 +41,7 @@ _TRAJECTORY_KEY = re.compile(r'"trajectory"\s*:\s*\[')
 _HISTORY_KEY = re.compile(r'"history"\s*:\s*\[')
 _STEP_FIELD = re.compile(r'"(observation|response|thought)"\s*:')
 _MESSAGE_TYPE = re.compile(r'"message_type"\s*:')
-_ROLES = {"system", "user", "assistant", "tool"}
+_ROLES = ("system", "user", "assistant", "tool")
 
 
 def sniff(source: SourceFile) -> bool:

@@ -82,7 +82,7 @@ def iter_instances(source: SourceFile) -> Iterator[tuple[int, dict[str, Any]] | 
         line = first_json_line(head)
         if isinstance(line, dict) and isinstance(line.get("instance_id"), str):
             yield from _line_instances(source)
-        elif _is_columns(line) or (line is None and _is_document(source)):  # a dict of columns
+        elif (line is None or _is_columns(line)) and _is_document(source):  # one document: a dict of columns
             yield from _document_instances(source)
         else:
             yield from _line_instances(source)  # damaged JSONL: each bad line is rejected on its own
@@ -142,6 +142,9 @@ def _document_instances(source: SourceFile) -> Iterator[tuple[int, dict[str, Any
         ]
     if not isinstance(document, list):
         yield Rejected(source.path, 0, "expected a list of instances, a list of ids or a dict of columns")
+        return
+    if not document:
+        yield Rejected(source.path, 0, "no instances in the file")
         return
     for index, item in enumerate(document):
         if isinstance(item, str) and normalise_id(item):

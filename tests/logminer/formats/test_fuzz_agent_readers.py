@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -10,9 +11,11 @@ from hypothesis import strategies as st
 from logminer.formats import (
     aider,
     bfcl,
+    cline,
     mini_swe_agent,
     openhands,
     openhands_v1,
+    opencode,
     plain_text,
     qwen_code,
     swe_agent,
@@ -78,3 +81,70 @@ def test_random_bytes_are_sniffed_safely(data):
     for reader, _, _ in CASES:
         if reader.sniff(source):
             assert all(isinstance(event, (Session, Skipped, Rejected)) for event in reader.parse(source))
+
+
+KEYS = ["role", "content", "tool_calls", "tool_call_id", "tool_call_ids", "is_demo", "function", "arguments", "name",
+        "id", "action", "observation", "args", "extras", "cause", "source", "tool_call_metadata", "model_response",
+        "kind", "llm_message", "tool_call", "llm_response_id", "thought", "uuid", "parentUuid", "sessionId", "type",
+        "message", "parts", "text", "functionCall", "functionResponse", "response", "instance_id", "history",
+        "messages", "question", "timestamp", "reasoning_content", "observation", "state", "status", "input"]
+SCALARS = st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from(
+    ["user", "assistant", "tool", "system", "exit", "message", "run", "finish", "ActionEvent", "ObservationEvent",
+     "MessageEvent", "tool_result", "text", "```bash\nls\n```", "<returncode>0</returncode>", "{bad", "{}", "a__b-1"])
+JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner,
+                                                                                          max_size=5), max_leaves=12)
+
+
+def wrappers(value):
+    """The same random value placed where each document format expects its records."""
+    return [
+        (swe_agent, {"history": value, "trajectory": value, "replay_config": value, "info": value}),
+        (mini_swe_agent, {"trajectory_format": "mini-swe-agent-1", "messages": value, "info": value}),
+        (openhands, value if isinstance(value, list) else [value]),
+        (qwen_code, {"sessionId": "s", "projectHash": "h", "messages": value}),
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=st.lists(JSON, min_size=1, max_size=4))
+def test_random_shapes_in_documents_never_escape(value):
+    for reader, document in wrappers(value):
+        data = json.dumps(document).encode()
+        events = list(reader.parse(SourceFile("doc.json", data)))
+        assert events and all(isinstance(event, (Session, Skipped, Rejected)) for event in events)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lines=st.lists(JSON, min_size=1, max_size=5))
+def test_random_shapes_in_json_lines_never_escape(lines):
+    data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    for reader in (openhands, openhands_v1, qwen_code, swebench, bfcl):
+        events = list(reader.parse(SourceFile("lines.jsonl", data)))
+        assert all(isinstance(event, (Session, Skipped, Rejected)) for event in events)
+        if not data.lstrip().startswith(b"["):  # a file opening with `[` is one JSON document, counted by items
+            assert sum(event.records for event in events) == len(lines)
+
+
+@settings(max_examples=30, deadline=None)
+@given(files=st.lists(JSON, min_size=1, max_size=4))
+def test_random_shapes_in_folder_formats_never_escape(tmp_path_factory, files):
+    root = tmp_path_factory.mktemp("folders")
+    task = root / "task"
+    task.mkdir()
+    (task / "api_conversation_history.json").write_text(json.dumps(files))
+    (task / "ui_messages.json").write_text(json.dumps(files[0]))
+    storage = root / "storage"
+    layout = [("session/prj/ses.json", files[0]), ("message/ses/msg.json", files[-1]), ("part/msg/prt.json", files)]
+    for relative, value in layout:
+        path = storage / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+    conversation = root / "conv"
+    (conversation / "events").mkdir(parents=True)
+    (conversation / "base_state.json").write_text(json.dumps(files[0]))
+    for index, value in enumerate(files):
+        (conversation / "events" / f"event-{index:05d}-0123abcd-0000.json").write_text(json.dumps(value))
+    for module, folder in ((cline, task), (opencode, storage), (openhands_v1, conversation)):
+        assert module.sniff_dir(str(folder))
+        events = list(module.parse_dir(str(folder)))
+        assert all(isinstance(event, (Session, Skipped, Rejected)) for event in events)
