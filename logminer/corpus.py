@@ -27,6 +27,7 @@ except ImportError:  # Python 3.10
 from logminer.atomic import write_atomic
 from logminer.dedup import DedupOptions, deduplicate
 from logminer.minhash import cross_pairs, estimated_jaccard
+from logminer.redact import redact_text
 from logminer.split import SPLITS, parse_token_count
 from logminer.write_split import DOCUMENT_SEPARATOR
 
@@ -233,6 +234,10 @@ def check_disjoint(recipe: Recipe, plan: dict, exact_keys: np.ndarray, signature
     return {"exact_pairs": exact, "near_pairs": near}
 
 
+def _part_summary(part: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in part.items() if key != "documents"} | {"count": len(part["documents"])}
+
+
 def build_corpus(recipe: Recipe, out_dir: str | Path, *, tokenizer: str | None = None,
                  progress: bool = True) -> dict[str, Any]:
     """Read, deduplicate, choose, check and write; returns the manifest (also corpus_manifest.json)."""
@@ -259,14 +264,13 @@ def build_corpus(recipe: Recipe, out_dir: str | Path, *, tokenizer: str | None =
         text = DOCUMENT_SEPARATOR.join(pool.texts[i] for i in chosen)
         write_atomic(out / f"{name}.txt", text + "\n" if text else "")
         slices[name] = {"documents": len(chosen), "tokens": int(sum(tokens[i] for i in chosen)),
-                        "parts": [{k: v for k, v in part.items() if k != "documents"} | {"count": len(part["documents"])}
-                                  for part in plan[name]]}
+                        "parts": [_part_summary(part) for part in plan[name]]}
     manifest = {
-        "recipe": {"path": str(recipe.path), "sha256": _sha256(recipe.path)},
-        "sources": {name: {"kind": s.kind, "path": str(s.path), "document": s.document}
+        "recipe": {"path": redact_text(str(recipe.path)), "sha256": _sha256(recipe.path)},
+        "sources": {name: {"kind": s.kind, "path": redact_text(str(s.path)), "document": s.document}
                     for name, s in sorted(recipe.sources.items())},
-        "files": dict(sorted(pool.files.items())),
-        "seed": recipe.seed, "threshold": recipe.threshold, "tokenizer": tokenizer,
+        "files": {redact_text(path): digest for path, digest in sorted(pool.files.items())},
+        "seed": recipe.seed, "threshold": recipe.threshold, "tokenizer": redact_text(tokenizer) if tokenizer else None,
         "pool": {"documents": len(pool.texts), "duplicates_dropped": int((~dedup.kept).sum())},
         "slices": slices, "disjoint": disjoint, "document_separator": DOCUMENT_SEPARATOR,
     }

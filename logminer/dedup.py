@@ -6,10 +6,11 @@
 - near: MinHash (word 5-grams, datasketch-compatible signatures) + LSH banding chosen for recall, every candidate
   pair verified by its estimated Jaccard similarity;
 - contained: two runs of the same task (first user turns of at least MIN_TASK_WORDS words with estimated Jaccard
-  ≥ task_threshold, 0.9 — e.g. two replays of one SWE-bench issue with different tool bundles) whose smaller document lies mostly inside the larger one:
+  ≥ task_threshold, 0.9 — e.g. two replays of one SWE-bench issue with different tool bundles) whose smaller
+  document lies mostly inside the larger one:
   estimated containment |A ∩ B| / min(|A|, |B|) at least the verification threshold. Jaccard alone misses these
   (one run's longer system prompt halves it), and banding cannot find low-Jaccard pairs, hence the task key.
-Clusters are the connected components of all three kinds of edges (union-find). The representative of a cluster
+Clusters are the connected components of all four kinds of edges (union-find). The representative of a cluster
 is its longest document (characters), then the lowest index — callers pass documents in a canonical order.
 """
 

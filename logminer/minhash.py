@@ -244,7 +244,8 @@ def signatures_from_hashes(
             permuted = a_col * values[None, :]
             permuted += b_col
         else:
-            permuted = np.bitwise_and((a_col * values[None, :] + b_col) % np.uint64(MERSENNE_PRIME), np.uint64(0xFFFFFFFF))
+            permuted = (a_col * values[None, :] + b_col) % np.uint64(MERSENNE_PRIME)
+            permuted &= np.uint64(0xFFFFFFFF)
         local = offsets[first:last] - lo
         nonempty = offsets[first + 1 : last + 1] > offsets[first:last]
         mins = np.minimum.reduceat(permuted, local[nonempty], axis=1)

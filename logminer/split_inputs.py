@@ -74,10 +74,10 @@ def ingest_raw(
 
     Returns (sessions, rejected rows): ingest's filtered and rejected records, per file and reason, stage "ingest".
     """
+    from tqdm import tqdm
+
     from logminer.ingest import IngestOptions, ingest_rows
     from logminer.report import IngestReport
-
-    from tqdm import tqdm
 
     report = IngestReport()
     options = IngestOptions(include_reasoning=include_reasoning)

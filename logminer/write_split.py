@@ -29,7 +29,7 @@ import xxhash
 from logminer.atomic import write_atomic, write_with
 from logminer.decontaminate import DecontaminationOptions, DocumentFacts, HoldoutIndex
 from logminer.dedup import KEPT, DedupOptions, deduplicate, task_text, turn_keys
-from logminer.split_inputs import LoadedInputs, load_inputs
+from logminer.redact import redact_text
 from logminer.split import (
     OVER_BUDGET,
     SPLITS,
@@ -39,6 +39,7 @@ from logminer.split import (
     audit_cross_split,
     group_order,
 )
+from logminer.split_inputs import LoadedInputs, load_inputs
 
 DOCUMENT_SEPARATOR = "\n\n"
 CONTAMINATED = "contaminated"
@@ -139,7 +140,10 @@ def group_key(row: dict[str, Any], group_by: str | None, cluster: str) -> str:
     """The --group-by value (a session column or a metadata field), else the document's own cluster."""
     if not group_by:
         return f"cluster:{cluster}"
-    value = row.get(group_by) if group_by in row and group_by != "metadata" else json.loads(row["metadata"]).get(group_by)
+    if group_by in row and group_by != "metadata":
+        value = row[group_by]
+    else:
+        value = json.loads(row["metadata"]).get(group_by)
     if value is None or value == "":
         return f"cluster:{cluster}"
     return f"{group_by}:{json.dumps(value, sort_keys=True, ensure_ascii=False)}"
@@ -164,7 +168,8 @@ def run_split(job: SplitJob) -> dict[str, Any]:
         rejected.append({**_rejected_from_row(docs.rows[i]), "reason": "over the token budget of every split"})
     in_split = [i for i in kept if split_of[i] != OVER_BUDGET]
     audit = audit_cross_split([split_of[i] for i in in_split], dedup.signatures[in_split],
-                              [docs.rows[i]["session_id"] for i in in_split], job.dedup.threshold, job.dedup.verify_slack)
+                              [docs.rows[i]["session_id"] for i in in_split], job.dedup.threshold,
+                              job.dedup.verify_slack)
     _audit_holdout(audit, index, docs, dedup.signatures, [i for i in in_split if split_of[i] == "calibration"])
     if job.strict and not audit.clean:
         raise SplitError(f"audit failed: {audit.cross_pairs_at_threshold} cross-split near-duplicate pairs at "
@@ -307,9 +312,11 @@ def _manifest(job: SplitJob, loaded: LoadedInputs, docs: Documents, status: list
     counts["adds_up"] = counts["input_sessions"] == sum(counts[k] for k in (*SPLITS, "duplicates", "contaminated",
                                                                             "rejected"))
     return {
-        "inputs": [{"path": path, "sha256": _sha256(path), "bytes": Path(path).stat().st_size}
+        # paths redacted like every other output (a home folder names its user)
+        "inputs": [{"path": redact_text(path), "sha256": _sha256(path), "bytes": Path(path).stat().st_size}
                    for path in loaded.files],
-        "holdout": [{"path": path, "sha256": _sha256(path)} for path in sorted({i.source_file for i in holdout_items})],
+        "holdout": [{"path": redact_text(path), "sha256": _sha256(path)}
+                    for path in sorted({i.source_file for i in holdout_items})],
         "options": _options(job),
         "versions": _versions(),
         "counts": counts,
@@ -326,6 +333,9 @@ def _options(job: SplitJob) -> dict[str, Any]:
     options = asdict(job)
     options.pop("progress")
     options.pop("out_dir")
+    options["inputs"] = [redact_text(path) for path in job.inputs]
+    options["holdout"] = [redact_text(path) for path in job.holdout]
+    options["tokenizer"] = redact_text(job.tokenizer) if job.tokenizer else None
     return options
 
 

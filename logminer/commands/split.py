@@ -131,4 +131,5 @@ def corpus(recipe, out_dir, sources, tokenizer, seed, progress) -> None:
     for name, info in manifest["slices"].items():
         click.echo(f"{name:<12}{info['documents']:>8} docs {info['tokens']:>10} tokens  "
                    + ", ".join(f"{p['source']}: {p['tokens']}" for p in info["parts"]))
-    click.echo(f"disjoint: {manifest['disjoint']['exact_pairs']} exact, {manifest['disjoint']['near_pairs']} near pairs")
+    disjoint = manifest["disjoint"]
+    click.echo(f"disjoint: {disjoint['exact_pairs']} exact, {disjoint['near_pairs']} near pairs")

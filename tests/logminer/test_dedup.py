@@ -11,7 +11,15 @@ from datasketch import MinHash, MinHashLSH
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logminer.dedup import EXACT, NEAR, PREFIX, DedupOptions, deduplicate, prefix_pairs, turn_keys
+from logminer.dedup import (
+    EXACT,
+    NEAR,
+    PREFIX,
+    DedupOptions,
+    deduplicate,
+    prefix_pairs,
+    turn_keys,
+)
 from logminer.minhash import (
     candidate_pairs,
     normalize,
@@ -22,6 +30,7 @@ from logminer.minhash import (
     signatures_from_hashes,
 )
 from logminer.schema import Session, ToolCall, Turn
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from dedup_throughput import planted_corpus, recall  # noqa: E402
 
