@@ -100,12 +100,16 @@ def ingest(raw, output, source, inputs, strict, min_score, min_turns, min_tokens
     """Read RAW agent logs into one redacted, cleaned, scored sessions table plus report.json beside it."""
     from logminer.ingest import IngestOptions
     from logminer.ingest import ingest as run_ingest
+    from logminer.render import has_chat_template
     from logminer.sources import SourceError
 
     paths = _resolve_inputs(raw, inputs, source)
+    loaded = _load_tokenizer(tokenizer)
+    if loaded is not None and not has_chat_template(loaded):
+        click.echo("note: the tokenizer has no chat template; sessions render with the plain fallback", err=True)
     options = IngestOptions(strict=strict, min_score=min_score, min_turns=min_turns, min_tokens=min_tokens,
                             max_tokens=max_tokens, include_reasoning=include_reasoning,
-                            tokenizer=_load_tokenizer(tokenizer), tokenizer_name=_tokenizer_name(tokenizer),
+                            tokenizer=loaded, tokenizer_name=_tokenizer_name(tokenizer),
                             batch_size=batch_size, jobs=jobs)
     try:
         advance, close = _progress(paths, "ingest")
@@ -186,21 +190,21 @@ def validate(sessions, tokenizer, include_reasoning) -> None:
     loaded = _load_tokenizer(tokenizer)
     if not has_chat_template(loaded):
         click.echo("note: this tokenizer has no chat template; sessions render with the plain fallback template")
-    try:
-        frame = pl.read_parquet(sessions)
-    except Exception as error:  # polars raises several error types for unreadable files
-        raise click.ClickException(f"{sessions}: cannot read parquet: {error}") from error
     failures = 0
     total = 0
-    for batch in frame.iter_slices(1000):
-        for row in batch.iter_rows(named=True):
-            total += 1
-            session = row_to_session(row)
-            try:
-                render_session(session, loaded, include_reasoning=include_reasoning)
-            except RenderError as error:
-                failures += 1
-                click.echo(f"FAIL {session.session_id} ({session.source_file}): {error}")
+    try:
+        batches = pl.scan_parquet(sessions).collect_batches(chunk_size=1000)  # memory: one batch
+        for batch in batches:
+            for row in batch.iter_rows(named=True):
+                total += 1
+                session = row_to_session(row)
+                try:
+                    render_session(session, loaded, include_reasoning=include_reasoning)
+                except RenderError as error:
+                    failures += 1
+                    click.echo(f"FAIL {session.session_id} ({session.source_file}): {error}")
+    except (pl.exceptions.PolarsError, OSError, KeyError) as error:
+        raise click.ClickException(f"{sessions}: not a sessions table: {error}") from error
     click.echo(f"{total - failures} of {total} sessions render with {_tokenizer_name(tokenizer)}")
     if failures:
         raise click.ClickException(f"{failures} of {total} sessions failed to render")

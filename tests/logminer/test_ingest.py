@@ -164,6 +164,9 @@ def test_cli_ingest_inspect_validate(tmp_path, example_logs):
     assert result.exit_code == 1 and "this template renders nothing" in result.output
     assert result.output.count("FAIL ") == totals["sessions_kept"]
 
+    result = runner.invoke(main, ["validate", str(out.parent / "report.json"), "--tokenizer", str(good)])
+    assert result.exit_code == 1 and "not a sessions table" in result.output and "Traceback" not in result.output
+
     result = runner.invoke(main, ["ingest", str(tmp_path / "missing"), "-o", str(out)])
     assert result.exit_code == 1 and "no such file" in result.output and "Traceback" not in result.output
 
