@@ -228,3 +228,17 @@ def test_tokenizer_counts_and_bad_tokenizer(tmp_path: Path) -> None:
     bad = runner.invoke(main, ["split", str(tmp_path / "s.parquet"), "-o", str(tmp_path / "bad"), "--tokenizer",
                                str(tmp_path / "s.parquet")])
     assert bad.exit_code == 1 and "cannot load tokenizer" in bad.output
+
+
+def test_raw_logs_and_ingested_table_split_alike(real_logs: Path, tmp_path: Path) -> None:
+    ingest = pytest.importorskip("logminer.ingest")
+    inputs = [str(real_logs / "llm-completion-log"), str(real_logs / "swe-agent-traj")]
+    ingest.ingest(inputs, tmp_path / "sessions.parquet", ingest.IngestOptions())
+    from_raw = run_split(SplitJob(inputs=tuple(inputs), out_dir=str(tmp_path / "raw"), progress=False))
+    from_table = run_split(SplitJob(inputs=(str(tmp_path / "sessions.parquet"),), out_dir=str(tmp_path / "table"),
+                                    progress=False))
+    assert from_raw["counts"]["input_sessions"] == from_table["counts"]["input_sessions"] == 7
+    for name in ("calibration.parquet", "validation.parquet", "eval.parquet", "duplicates.parquet",
+                 "calibration.txt"):
+        assert (tmp_path / "raw" / name).read_bytes() == (tmp_path / "table" / name).read_bytes(), name
+    assert from_raw["counts"]["duplicates"] == 2  # the LiteLLM prefix and the marshmallow replay
