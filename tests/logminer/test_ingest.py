@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -177,3 +178,17 @@ def test_cli_strict_stops_at_first_rejection(tmp_path, args):
     result = CliRunner().invoke(main, ["ingest", str(logs), "-o", str(tmp_path / "o.parquet"), *args])
     assert result.exit_code == 1 and "line 2" in result.output
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_cli_source_reads_the_agent_default_folder(tmp_path, example_logs):
+    home = tmp_path / "home"
+    shutil.copytree(example_logs / "codex", home / ".codex" / "sessions")
+    runner = CliRunner()
+    env = {"HOME": str(home), "CODEX_HOME": ""}
+    out = tmp_path / "o" / "sessions.parquet"
+    result = runner.invoke(main, ["ingest", "--source", "codex", "-o", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    formats = json.loads((out.parent / "report.json").read_text())["formats"]
+    assert list(formats) == ["codex"] and formats["codex"]["sessions_kept"] >= 1
+    result = runner.invoke(main, ["ingest", "--source", "claude", "-o", str(out)], env=env)
+    assert result.exit_code == 1 and "no log folder of 'claude'" in result.output
