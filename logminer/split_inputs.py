@@ -1,7 +1,7 @@
 """Inputs of `logminer split`: sessions.parquet files written by `logminer ingest`, or raw logs ingested in-process.
 
-A file is a sessions table when it is parquet (magic bytes `PAR1`) with the SESSION_SCHEMA columns; every other
-input goes through `logminer.ingest` with its default options, so redaction and cleaning happen exactly as in
+A file is a sessions table when it is parquet (magic bytes `PAR1`) with every SESSION_SCHEMA column; every other
+input (including other parquet, such as a Hugging Face chat dataset) goes through `logminer.ingest` with its default options, so redaction and cleaning happen exactly as in
 `logminer ingest`. Ingest rejections are carried along (stage "ingest") so the split's accounting covers them.
 """
 
@@ -31,20 +31,24 @@ class LoadedInputs:
 
 
 def is_sessions_table(path: str) -> bool:
+    """Parquet with every SESSION_SCHEMA column (other parquet, e.g. a Hugging Face chat dataset, is a raw log)."""
     with open(path, "rb") as handle:
-        return handle.read(4) == PARQUET_MAGIC
+        if handle.read(4) != PARQUET_MAGIC:
+            return False
+    try:
+        columns = pl.read_parquet_schema(path)
+    except Exception:  # unreadable parquet: let the ingest readers report it with their reason
+        return False
+    return all(name in columns for name in SESSION_SCHEMA)
 
 
 def read_sessions_table(path: str) -> list[Session]:
-    """Sessions from a parquet file that `logminer ingest` wrote; a file without the session columns is an error."""
+    """Sessions from a parquet file that `logminer ingest` wrote."""
     try:
-        frame = pl.scan_parquet(path).collect()
+        frame = pl.scan_parquet(path).select(list(SESSION_SCHEMA)).collect()
     except Exception as error:  # polars raises ComputeError / OSError variants for unreadable parquet
-        raise InputError(f"{path}: cannot read parquet: {error}") from error
-    missing = [name for name in SESSION_SCHEMA if name not in frame.columns]
-    if missing:
-        raise InputError(f"{path}: not a sessions table from `logminer ingest` (missing columns: {', '.join(missing)})")
-    return frame_to_sessions(frame.select(list(SESSION_SCHEMA)))
+        raise InputError(f"{path}: cannot read sessions table: {error}") from error
+    return frame_to_sessions(frame)
 
 
 def load_inputs(inputs: list[str], *, include_reasoning: bool = False, progress: bool = False) -> LoadedInputs:
