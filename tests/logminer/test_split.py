@@ -242,3 +242,23 @@ def test_raw_logs_and_ingested_table_split_alike(real_logs: Path, tmp_path: Path
                  "calibration.txt"):
         assert (tmp_path / "raw" / name).read_bytes() == (tmp_path / "table" / name).read_bytes(), name
     assert from_raw["counts"]["duplicates"] == 2  # the LiteLLM prefix and the marshmallow replay
+
+
+def test_bundled_examples_with_holdout(example_logs: Path, tmp_path: Path) -> None:
+    """Every bundled format (an HF chat parquet among them) splits; the sample SWE-bench runs are contaminated."""
+    pytest.importorskip("logminer.ingest")
+    holdout = example_logs.parent / "holdout"
+    if not holdout.is_dir():
+        pytest.skip("examples/holdout not present")
+    runner = CliRunner()
+    result = runner.invoke(main, ["split", str(example_logs), "-o", str(tmp_path / "ex"), "--holdout", str(holdout),
+                                  "--strict", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "ex" / "manifest.json").read_text())
+    assert manifest["counts"]["adds_up"] and manifest["counts"]["contaminated"] >= 3
+    contaminated = pl.read_parquet(tmp_path / "ex" / "contaminated.parquet")
+    assert all(reason.startswith("instance_id ") for reason in contaminated["reason"].to_list())
+    sources = set()
+    for name in ("calibration", "validation", "eval"):
+        sources |= set(read_split(tmp_path / "ex", name)["source_file"].to_list())
+    assert any(s.endswith(".parquet") for s in sources)
