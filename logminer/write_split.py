@@ -136,14 +136,19 @@ def cluster_id(row: dict[str, Any]) -> str:
     return xxhash.xxh64_hexdigest(f"{row['source_file']}\0{row['session_id']}\0{row['line_start']}".encode("utf-8"))
 
 
-def group_key(row: dict[str, Any], group_by: str | None, cluster: str) -> str:
-    """The --group-by value (a session column or a metadata field), else the document's own cluster."""
+def group_key(row: dict[str, Any], group_by: str | None, cluster: str, facts: DocumentFacts | None = None) -> str:
+    """The --group-by value (a session column or a metadata field; "repo" falls back to the repository a SWE-bench
+    instance id names), else the document's own cluster."""
     if not group_by:
         return f"cluster:{cluster}"
     if group_by in row and group_by != "metadata":
         value = row[group_by]
     else:
         value = json.loads(row["metadata"]).get(group_by)
+    if group_by == "repo" and not value and facts is not None:
+        from logminer.formats.jsondoc import repo_from_instance_id
+
+        value = facts.repo or repo_from_instance_id(facts.instance_id)
     if value is None or value == "":
         return f"cluster:{cluster}"
     return f"{group_by}:{json.dumps(value, sort_keys=True, ensure_ascii=False)}"
@@ -162,7 +167,7 @@ def run_split(job: SplitJob) -> dict[str, Any]:
     status, reasons = _buckets(dedup, contamination, docs)
     clusters = [cluster_id(docs.rows[r]) for r in dedup.representative.tolist()]
     kept = [i for i, s in enumerate(status) if s == KEPT]
-    group_of = {i: group_key(docs.rows[i], job.group_by, clusters[i]) for i in kept}
+    group_of = {i: group_key(docs.rows[i], job.group_by, clusters[i], docs.facts[i]) for i in kept}
     split_of = dict(zip(kept, assign_splits(list(group_of.values()), [docs.tokens[i] for i in kept], job.split)))
     for i in (i for i in kept if split_of[i] == OVER_BUDGET):
         rejected.append({**_rejected_from_row(docs.rows[i]), "reason": "over the token budget of every split"})

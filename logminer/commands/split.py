@@ -47,7 +47,7 @@ def _ratios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
 @click.option("--holdout-repo-match", is_flag=True, help="Also drop sessions on a holdout item's repository.")
 @click.option("--group-by", default=None,
               help="Keep sessions sharing this value in one split: a session column (source_file, agent, model) "
-                   "or a metadata field (e.g. repo).")
+                   "or a metadata field (e.g. repo; for repo a SWE-bench instance id also names it).")
 @click.option("--ratios", default="0.8,0.1,0.1", callback=_ratios, **SHOW,
               help="calibration,validation,eval shares of tokens (used for splits without a token budget).")
 @click.option("--calibration-tokens", callback=_token_count, help="Token budget of calibration (e.g. 500k).")
@@ -95,6 +95,9 @@ def summary_table(manifest: dict) -> str:
     for name in ("duplicates", "contaminated", "rejected"):
         lines.append(f"{name:<14}{counts[name]:>10}")
     lines.append(f"{'input':<14}{counts['input_sessions']:>10}   (adds up: {'yes' if counts['adds_up'] else 'NO'})")
+    if counts["ingest_rejected_records"]:
+        lines.append(f"ingest: {counts['ingest_rejected_records']} input records filtered or rejected before the split "
+                     "(reasons in rejected.parquet, stage 'ingest')")
     lines.append(f"audit: {audit['cross_pairs_near']} cross-split pairs at J >= {audit['query_threshold']}, "
                  f"{audit['cross_pairs_at_threshold']} at J >= {audit['threshold']}; "
                  f"{audit['holdout_hits_calibration']} holdout hits in calibration")

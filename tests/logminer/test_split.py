@@ -262,3 +262,15 @@ def test_bundled_examples_with_holdout(example_logs: Path, tmp_path: Path) -> No
     for name in ("calibration", "validation", "eval"):
         sources |= set(read_split(tmp_path / "ex", name)["source_file"].to_list())
     assert any(s.endswith(".parquet") for s in sources)
+
+
+def test_group_by_repo_falls_back_to_instance_ids(tmp_path: Path) -> None:
+    from logminer.decontaminate import DocumentFacts
+    from logminer.write_split import group_key
+
+    row = {"session_id": "a", "source_file": "f", "agent": "mini-swe-agent", "metadata": "{}"}
+    facts = DocumentFacts(instance_id="django__django-11039")
+    assert group_key(row, "repo", "c1", facts) == 'repo:"django/django"'
+    assert group_key(row, "repo", "c1", DocumentFacts()) == "cluster:c1"
+    assert group_key(row, "agent", "c1") == 'agent:"mini-swe-agent"'
+    assert group_key({**row, "metadata": '{"team": "x"}'}, "team", "c1") == 'team:"x"'
