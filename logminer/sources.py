@@ -36,7 +36,13 @@ def decompress(raw: bytes, path: str) -> bytes:
         if raw.startswith(ZSTD_MAGIC):
             import zstandard
 
-            return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+            stream = zstandard.ZstdDecompressor().decompressobj()
+            data = stream.decompress(raw)
+            if not stream.eof:  # decompressobj returns what it has for a cut-off frame instead of raising
+                raise SourceError(path, "cannot decompress: truncated zstd stream")
+            return data
+    except SourceError:
+        raise
     except Exception as error:  # corrupt or truncated archive
         raise SourceError(path, f"cannot decompress: {error}") from error
     return raw
