@@ -22,8 +22,9 @@ class PlacedStatistics(Statistics):
 
     def _follow(self, key: str, device: torch.device) -> None:
         if self.sums[key].device != device:
-            self.sums[key] = self.sums[key].to(device)
-            self.counts[key] = self.counts[key].to(device)
+            move = (lambda t: torch.zeros_like(t, device=device)) if self.sums[key].is_meta else (lambda t: t.to(device))
+            self.sums[key] = move(self.sums[key])
+            self.counts[key] = move(self.counts[key])
 
     def add_rows(self, key: str, row: int, column_sums: torch.Tensor, n_rows: int) -> None:
         self._follow(key, column_sums.device)

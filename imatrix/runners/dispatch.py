@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 def check_scale_options(settings: CollectSettings) -> None:
     """Refuse combinations that cannot work, naming the options."""
     world = World.from_env()
+    if settings.device_map and settings.hybrid:
+        raise ModelLoadError("--hybrid with --device-map: the column energies need every weight resident, and a "
+                             "device map may offload some to cpu/disk; collect without --hybrid, or on one device")
     if world.active and settings.device_map:
         raise ModelLoadError("--device-map: not supported under torchrun (each rank holds a whole model); drop one")
     if world.active and (settings.save_every or settings.resume):

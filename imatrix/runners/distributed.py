@@ -109,8 +109,8 @@ def run_distributed(model: torch.nn.Module, chunks: np.ndarray, plan: Plan, stat
                            options.progress and world.is_writer)
         run_resident(model, chunks[first:stop], plan, stats, local, perplexity=recording)
     all_reduce_statistics(stats)
-    if recording is None:
-        return None
     gathered: list = [None] * world.world_size
-    dist.all_gather_object(gathered, recording.chunk_sums)
-    return perplexity_in_order(gathered)
+    if recording is not None:
+        dist.all_gather_object(gathered, recording.chunk_sums)
+    dist.destroy_process_group()  # no collective follows; rank 0 writes alone
+    return None if recording is None else perplexity_in_order(gathered)

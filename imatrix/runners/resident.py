@@ -83,6 +83,17 @@ def _logits_to_keep(options: RunOptions, ctx_size: int) -> int:
     return scored_positions(ctx_size) if options.compute_ppl else 1
 
 
+def input_device(model: torch.nn.Module) -> torch.device:
+    """Where token ids go: the input embeddings' device, or (offloaded under a device_map) where they execute."""
+    embeddings = model.get_input_embeddings()
+    device = embeddings.weight.device
+    if device.type == "meta":
+        hook = getattr(embeddings, "_hf_hook", None)
+        execution = getattr(hook, "execution_device", None)
+        return torch.device(execution if execution is not None else "cpu")
+    return device
+
+
 def run_resident(model: torch.nn.Module, chunks: np.ndarray, plan: Plan, stats: Statistics, options: RunOptions,
                  on_chunks_done: Callable[[int], None] | None = None, *, start_chunk: int = 0,
                  perplexity: Perplexity | None = None,
@@ -95,7 +106,7 @@ def run_resident(model: torch.nn.Module, chunks: np.ndarray, plan: Plan, stats: 
     """
     from tqdm.auto import tqdm
 
-    device = next(model.parameters()).device
+    device = input_device(model)
     n_chunk, ctx_size = chunks.shape
     per_batch = options.chunks_per_batch(ctx_size)
     keep = _logits_to_keep(options, ctx_size)
