@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ except ImportError:  # Python 3.10
 from logminer.atomic import write_atomic
 from logminer.dedup import DedupOptions, deduplicate
 from logminer.minhash import cross_pairs, estimated_jaccard
-from logminer.redact import redact_text
+from logminer.redact import redact_text, redact_texts
 from logminer.split import SPLITS, parse_token_count
 from logminer.write_split import DOCUMENT_SEPARATOR
 
@@ -132,6 +133,7 @@ class Pool:
     split: list[str | None] = field(default_factory=list)
     origin: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)  # path → sha256
+    redactions: Counter[str] = field(default_factory=Counter)  # kind → replacements in text sources
 
 
 def _sha256(path: Path) -> str:
@@ -165,10 +167,11 @@ def read_sources(recipe: Recipe) -> Pool:
             except UnicodeDecodeError as error:
                 raise _fail(recipe.path, f"source {name!r}: {file} is not UTF-8 text (byte {error.start})") from error
             pool.files[str(file)] = _sha256(file)
-            blocks = _documents(text, source.document)
-            for number, block in enumerate(blocks):
-                if len(block.strip()) >= source.min_chars:
-                    _add(pool, name, None, f"{file}#{number}", block.strip())
+            blocks = [block.strip() for block in _documents(text, source.document)]
+            # text sources are not from `logminer ingest`: redact them here, secrets never reach an output
+            for number, block in enumerate(redact_texts(blocks, pool.redactions)):
+                if len(block) >= source.min_chars:
+                    _add(pool, name, None, f"{file}#{number}", block)
     return pool
 
 
@@ -271,7 +274,8 @@ def build_corpus(recipe: Recipe, out_dir: str | Path, *, tokenizer: str | None =
                     for name, s in sorted(recipe.sources.items())},
         "files": {redact_text(path): digest for path, digest in sorted(pool.files.items())},
         "seed": recipe.seed, "threshold": recipe.threshold, "tokenizer": redact_text(tokenizer) if tokenizer else None,
-        "pool": {"documents": len(pool.texts), "duplicates_dropped": int((~dedup.kept).sum())},
+        "pool": {"documents": len(pool.texts), "duplicates_dropped": int((~dedup.kept).sum()),
+                 "redactions": dict(sorted(pool.redactions.items()))},
         "slices": slices, "disjoint": disjoint, "document_separator": DOCUMENT_SEPARATOR,
     }
     write_atomic(out / "corpus_manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -156,3 +156,16 @@ def test_cli_corpus(sources: Path, tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "does not exist" in missing.output
     bad = runner.invoke(main, ["corpus", str(recipe), "-o", str(tmp_path / "c"), "--source", "logs"])
     assert bad.exit_code == 2 and "NAME=PATH" in bad.output
+
+
+def test_text_sources_are_redacted(tmp_path: Path) -> None:
+    key = "sk-ant-api03-" + "A1b2C3d4E5f6G7h8I9j0" * 4
+    (tmp_path / "notes.txt").write_text(
+        "Deploy notes for the staging cluster and the nightly jobs.\n\n"
+        f"export ANTHROPIC_API_KEY={key} then mail ops-team@example.com about the rollout\n", encoding="utf-8")
+    recipe = load_recipe(write_recipe(tmp_path, '[sources.notes]\nkind = "text"\npath = "notes.txt"\n'
+                                                '[slices.calibration]\nparts = [{ source = "notes" }]\n'))
+    manifest = build_corpus(recipe, tmp_path / "out", progress=False)
+    text = (tmp_path / "out" / "calibration.txt").read_text(encoding="utf-8")
+    assert key not in text and "ops-team@example.com" not in text
+    assert "Deploy notes" in text and manifest["pool"]["redactions"]
