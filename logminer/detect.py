@@ -8,6 +8,7 @@ sniff their magic bytes; text formats must refuse binary data, see SourceFile.is
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from types import ModuleType
@@ -61,7 +62,7 @@ def read_inputs(inputs: list[str], *, strict: bool = False) -> Iterator[tuple[st
             yield _checked(path, None, Rejected(path, 0, error.reason), strict)
             continue
         if fmt is None:
-            reason = "binary data, not a transcript" if source.is_binary else "unknown format"
+            reason = unrecognised_reason(source)
             yield _checked(path, None, Rejected(path, 0, reason), strict)
             continue
         try:
@@ -69,6 +70,30 @@ def read_inputs(inputs: list[str], *, strict: bool = False) -> Iterator[tuple[st
                 yield _checked(path, fmt.NAME, event, strict)
         except SourceError as error:
             yield _checked(path, fmt.NAME, Rejected(path, 0, error.reason), strict)
+
+
+def unrecognised_reason(source: SourceFile) -> str:
+    """Why no reader took a file: binary, broken JSON (with the error's line), or a JSON shape nobody knows."""
+    if source.is_binary:
+        return "binary data, not a transcript"
+    try:
+        first = source.text.lstrip()[:1]
+        if first not in ("{", "["):
+            return "unknown format"
+        try:
+            document = json.loads(source.text)
+        except json.JSONDecodeError as error:
+            line = source.text.splitlines()[0] if source.text else ""
+            try:  # JSONL whose first line parses: the shape is unknown, not broken
+                document = json.loads(line)
+            except json.JSONDecodeError:
+                return f"malformed or truncated JSON (line {error.lineno}, column {error.colno}: {error.msg})"
+    except SourceError as error:
+        return error.reason
+    if isinstance(document, list):
+        document = document[0] if document else {}
+    keys = ", ".join(sorted(document)[:8]) if isinstance(document, dict) else type(document).__name__
+    return f"JSON of an unknown shape (keys: {keys})"
 
 
 def _checked(path: str, name: str | None, event: Event, strict: bool) -> tuple[str, str | None, Event]:

@@ -27,8 +27,8 @@ CODE_FILE_NAMES = frozenset({"Makefile", "Dockerfile", "CMakeLists.txt", "Justfi
 
 
 def sniff(source: SourceFile) -> bool:
-    if source.is_binary:
-        return False
+    if source.is_binary or source.head.lstrip().startswith(("{", "[")):
+        return False  # JSON that no reader claimed is an unknown shape or broken: detect.py rejects it with why
     data = source.data
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return True
