@@ -83,11 +83,13 @@ def normalized_words(text: str) -> list[str]:
 
 def fmix64(values: np.ndarray) -> np.ndarray:
     """MurmurHash3's 64-bit finaliser (a bijection that spreads every input bit over the output), on uint64."""
-    values = values ^ (values >> np.uint64(33))
-    values = values * np.uint64(0xFF51AFD7ED558CCD)
-    values = values ^ (values >> np.uint64(33))
-    values = values * np.uint64(0xC4CEB9FE1A85EC53)
-    return values ^ (values >> np.uint64(33))
+    values = values ^ (values >> np.uint64(33))  # a new array: the input is never modified
+    shift = np.uint64(33)
+    values *= np.uint64(0xFF51AFD7ED558CCD)
+    values ^= values >> shift
+    values *= np.uint64(0xC4CEB9FE1A85EC53)
+    values ^= values >> shift
+    return values
 
 
 def fmix32(values: np.ndarray) -> np.ndarray:
@@ -179,18 +181,21 @@ def shingle_block(texts: Sequence[str], ngram: int = 5, *, wide: bool = False) -
     doc_starts = np.zeros(len(encoded), dtype=np.int64)
     np.cumsum([len(e) + 1 for e in encoded[:-1]], out=doc_starts[1:])
     mapped = BYTE_TABLE[data]
-    in_word = np.concatenate(([0], (mapped != 0).view(np.int8), [0]))
-    edges = np.diff(in_word)
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1)
+    in_word = np.zeros(len(mapped) + 2, dtype=np.int8)
+    np.not_equal(mapped, 0, out=in_word[1:-1].view(np.bool_))
+    edges = np.flatnonzero(np.diff(in_word))  # alternately a word's first byte and the byte after its last
+    starts, ends = edges[0::2], edges[1::2]
     prefix = np.zeros(len(mapped) + 1, dtype=np.uint64)
-    np.cumsum(mapped.astype(np.uint64) * _powers(WORD_BASE, len(mapped)), out=prefix[1:])
+    np.multiply(mapped, _powers(WORD_BASE, len(mapped)), out=prefix[1:], dtype=np.uint64)
+    np.cumsum(prefix[1:], out=prefix[1:])
     words = fmix64((prefix[ends] - prefix[starts]) * _powers(WORD_BASE_INV, len(mapped))[starts])
     word_doc = np.searchsorted(doc_starts, starts, side="right") - 1
     words_per_doc = np.bincount(word_doc, minlength=len(texts))
     combined = np.zeros(max(len(words) - ngram + 1, 0), dtype=np.uint64)
+    term = np.empty_like(combined)
     for position in range(ngram):
-        combined += words[position : position + len(combined)] * np.uint64(POSITION_MULTIPLIERS[position])
+        np.multiply(words[position : position + len(combined)], np.uint64(POSITION_MULTIPLIERS[position]), out=term)
+        combined += term
     valid = word_doc[: len(combined)] == word_doc[ngram - 1 : ngram - 1 + len(combined)]
     shingles = combined[valid]
     shingle_doc = word_doc[: len(combined)][valid]
