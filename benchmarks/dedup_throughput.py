@@ -19,6 +19,7 @@ import re
 import statistics
 import sys
 import time
+import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,6 +170,12 @@ def main() -> None:
           f"({ours_cpu:.2f} CPU s on 2 threads); recall {share:.4f} of {due} planted pairs "
           f"with true J >= {args.threshold}; unrelated merges {unrelated}")
     print(f"load average while running: {os.getloadavg()[0]:.1f} (wall-clock rates fall when it exceeds the cores)")
+    tracemalloc.start()
+    deduplicate(corpus.texts, DedupOptions(threshold=args.threshold))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(f"peak memory allocated by the dedup stage: {peak / 2**20:.0f} MiB (signatures alone "
+          f"{result.signatures.nbytes / 2**20:.0f} MiB; input texts {megabytes:.0f} MB, not counted)")
     subset = corpus.texts[: args.baseline_docs]
     scale = len(corpus.texts) / len(subset)
     wall, cpu = (value * scale for value in time_datasketch(subset, args.threshold, 120))
