@@ -83,6 +83,8 @@ def split(inputs, out_dir, tokenizer, threshold, num_perm, holdout, holdout_ngra
         manifest = run_split(job)
     except (SplitError, InputError) as error:
         raise click.ClickException(str(error)) from error
+    except OSError as error:  # e.g. the output folder is not writable
+        raise click.ClickException(f"{error.filename or out_dir}: {error.strerror or error}") from error
     click.echo(summary_table(manifest))
 
 
@@ -131,6 +133,8 @@ def corpus(recipe, out_dir, sources, tokenizer, seed, progress) -> None:
                                 progress=progress)
     except CorpusError as error:
         raise click.ClickException(str(error)) from error
+    except OSError as error:
+        raise click.ClickException(f"{error.filename or out_dir}: {error.strerror or error}") from error
     for name, info in manifest["slices"].items():
         click.echo(f"{name:<12}{info['documents']:>8} docs {info['tokens']:>10} tokens  "
                    + ", ".join(f"{p['source']}: {p['tokens']}" for p in info["parts"]))

@@ -137,6 +137,11 @@ def test_cli_split_and_errors(planted_sessions, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "not a token count" in bad.output
     missing = runner.invoke(main, ["split", str(tmp_path / "nope.parquet"), "-o", str(tmp_path / "y")])
     assert missing.exit_code == 1 and "nope.parquet" in missing.output and "Traceback" not in missing.output
+    (tmp_path / "holdout.bin").write_bytes(b"\x00\x01\x02binary")
+    bad_holdout = runner.invoke(main, ["split", str(path), "-o", str(tmp_path / "z"), "--holdout",
+                                       str(tmp_path / "holdout.bin")])
+    assert bad_holdout.exit_code == 1 and "holdout.bin" in bad_holdout.output
+    assert not (tmp_path / "z").exists()  # checked before any work, nothing written
 
 
 def test_audit_catches_what_a_blind_dedup_missed(tmp_path: Path) -> None:
