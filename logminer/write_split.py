@@ -8,7 +8,8 @@ Every output is written atomically into OUT_DIR, and the same inputs and options
 
 DOCUMENT_SEPARATOR: llama-imatrix -f reads one text file, tokenises it whole and cuts it into -c sized chunks, so
 there is no record separator to honour; documents are joined by one blank line ("\\n\\n", each document's trailing
-whitespace stripped, the file ends with "\\n"). Rendered chat templates contain special-token text such as
+whitespace stripped, the file ends with "\\n"). Token counts and budgets are per document; the separators add about
+one token per document on top. Rendered chat templates contain special-token text such as
 `<start_of_turn>`: run llama-imatrix with `--parse-special` so it becomes the tokens the model sees.
 """
 
