@@ -51,6 +51,7 @@ INGEST_SCHEMA: dict[str, pl.DataType] = {
     "non_latin_share": pl.Float64,
 }
 REPORT_NAME = "report.json"
+OUTPUT_ROW_GROUP = 64  # sessions per row group of the output parquet
 
 
 @dataclass
@@ -66,6 +67,7 @@ class IngestOptions:
     tokenizer: Any = field(default=None, repr=False)  # a loaded tokenizer, or None for the plain fallback
     tokenizer_name: str | None = None
     batch_size: int = 2000
+    batch_chars: int = 8_000_000  # a part is also written once its sessions hold this many characters
     jobs: int = 1  # worker processes; 1 runs everything in this process
     parallel_min_bytes: int = 32_000_000  # smaller inputs run in-process (starting workers costs ~1 s each)
 
@@ -184,7 +186,8 @@ def ingest(inputs: list[str], output: str | os.PathLike, options: IngestOptions,
     produce = parallel_rows if parallel else ingest_rows
     parts_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.parts.", dir=output.parent))
     try:
-        parts = _write_parts(produce(inputs, options, report, on_source), parts_dir, options.batch_size)
+        rows = produce(inputs, options, report, on_source)
+        parts = _write_parts(rows, parts_dir, options.batch_size, options.batch_chars)
         write_with(output, lambda tmp: _concatenate(parts, tmp))
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
@@ -196,14 +199,17 @@ def _input_bytes(inputs: list[str]) -> int:
     return sum(os.path.getsize(path) for path in expand_inputs(inputs))
 
 
-def _write_parts(rows: Iterator[dict], folder: Path, batch_size: int) -> list[Path]:
+def _write_parts(rows: Iterator[dict], folder: Path, batch_size: int, batch_chars: int) -> list[Path]:
+    """Rows → parquet parts of at most batch_size rows or about batch_chars characters (bounds memory)."""
     parts: list[Path] = []
     batch: list[dict] = []
+    chars = 0
     for row in rows:
         batch.append(row)
-        if len(batch) >= batch_size:
+        chars += row["chars"] + sum(len(c["arguments"]) for t in row["turns"] for c in t["tool_calls"])
+        if len(batch) >= batch_size or chars >= batch_chars:
             parts.append(_write_part(batch, folder, len(parts)))
-            batch = []
+            batch, chars = [], 0
     if batch or not parts:
         parts.append(_write_part(batch, folder, len(parts)))
     return parts
@@ -216,6 +222,7 @@ def _write_part(rows: list[dict], folder: Path, index: int) -> Path:
 
 
 def _concatenate(parts: list[Path], target: Path) -> None:
+    # small output row groups: polars' default gathers rows into very large groups, which holds the corpus in memory
     pl.scan_parquet([str(p) for p in parts], schema=INGEST_SCHEMA).sink_parquet(
-        target, compression="zstd", statistics=False, maintain_order=True
+        target, compression="zstd", statistics=False, maintain_order=True, row_group_size=OUTPUT_ROW_GROUP
     )
