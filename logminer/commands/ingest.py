@@ -81,9 +81,11 @@ def _load_tokenizer(path: str | None):
 @click.option("--source", type=click.Choice(SOURCES), help="Read this agent's default log folders.")
 @click.option("--input", "inputs", multiple=True, type=click.Path(), help="Log path (repeatable); overrides --source.")
 @click.option("--strict", is_flag=True, help="Stop at the first rejected record instead of counting it.")
-@click.option("--min-score", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Drop sessions below.")
-@click.option("--min-turns", type=click.IntRange(0), default=1, show_default=True, help="Drop shorter sessions.")
-@click.option("--min-tokens", type=click.IntRange(0), default=0, show_default=True, help="Drop shorter sessions.")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Drop sessions whose quality score (logminer/score.py) is lower.")
+@click.option("--min-turns", type=click.IntRange(0), default=1, show_default=True,
+              help="Drop sessions with fewer turns after cleaning.")
+@click.option("--min-tokens", type=click.IntRange(0), default=0, show_default=True,
+              help="Drop sessions whose rendering has fewer tokens.")
 @click.option("--max-tokens", type=click.IntRange(1), default=None,
               help="Truncate longer sessions to a prefix ending at a paired tool-call boundary.")
 @click.option("--tokenizer", type=click.Path(exists=True),
@@ -91,7 +93,7 @@ def _load_tokenizer(path: str | None):
                    "(default: plain fallback template, tokens estimated as UTF-8 bytes / 4).")
 @click.option("--include-reasoning", is_flag=True, help="Keep reasoning text when rendering and counting.")
 @click.option("--batch-size", type=click.IntRange(1), default=2000, show_default=True,
-              help="Sessions per parquet part (bounds memory).")
+              help="Sessions per parquet part (a part is also cut at 8M characters; bounds memory).")
 @click.option("-j", "--jobs", type=click.IntRange(1), default=min(len(os.sched_getaffinity(0)), 8)
               if hasattr(os, "sched_getaffinity") else 1, show_default=True,
               help="Worker processes for inputs of 32 MB or more (the output does not depend on it).")
