@@ -49,6 +49,7 @@ class CollectSettings:
     resume: bool = False
     device_map: str | None = None
     max_memory: str | None = None
+    offload: str = "none"
 
 
 def raw_sidecar_path(output: Path) -> Path:

@@ -57,12 +57,15 @@ Differences from llama-imatrix:
 @click.option("--device-map", default=None, type=click.Choice(["auto", "balanced", "balanced_low_0", "sequential"]),
               help="accelerate placement over GPUs, CPU and disk (model-parallel) instead of --device.")
 @click.option("--max-memory", default=None, help="Per-device limits for --device-map, e.g. 0=20GiB,1=20GiB,cpu=64GiB.")
+@click.option("--offload", type=click.Choice(["none", "sequential"]), default="none", show_default=True,
+              help="sequential: one decoder layer at a time, read from the safetensors shards, for models larger "
+                   "than the device; prints the peak memory.")
 def collect(model: str, data: Path, output: Path, output_format: str, ctx_size: int, chunks: int, skip_chunks: int,
             parse_special: bool | None, process_output: bool, batch_size: int, dtype: str, device: str,
             gguf_file: str | None, trust_remote_code: bool, skip_unmapped: bool, fuse_qkv: bool,
             fuse_gate_up_exps: bool, no_ppl: bool, output_frequency: int, accumulate: str, hybrid: bool,
             alpha: float, progress: bool, save_every: int, resume: bool, device_map: str | None,
-            max_memory: str | None) -> None:
+            max_memory: str | None, offload: str) -> None:
     """Collect an importance matrix for llama-quantize --imatrix from MODEL (HF folder, .gguf, or gemma3-270m)."""
     from imatrix.collect_pipeline import CollectSettings, run_collect
 
@@ -72,7 +75,7 @@ def collect(model: str, data: Path, output: Path, output_format: str, ctx_size: 
         skip_chunks=skip_chunks, parse_special=parse_special, process_output=process_output, batch_size=batch_size,
         skip_unmapped=skip_unmapped, fuse_qkv=fuse_qkv, fuse_gate_up_exps=fuse_gate_up_exps, compute_ppl=not no_ppl,
         output_frequency=output_frequency, accumulate=accumulate, hybrid=hybrid, alpha=alpha, progress=progress,
-        save_every=save_every, resume=resume, device_map=device_map, max_memory=max_memory,
+        save_every=save_every, resume=resume, device_map=device_map, max_memory=max_memory, offload=offload,
     )
     try:
         summary = run_collect(settings, log=lambda line: click.echo(line, err=True))

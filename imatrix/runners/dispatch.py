@@ -35,11 +35,27 @@ def check_scale_options(settings: CollectSettings) -> None:
         raise ModelLoadError("--device-map: not supported under torchrun (each rank holds a whole model); drop one")
     if world.active and (settings.save_every or settings.resume):
         raise ModelLoadError("--save-every/--resume: not supported under torchrun yet; run a single process to resume")
+    if settings.offload == "sequential":
+        clashes = [name for name, given in (("--device-map", settings.device_map), ("torchrun", world.active),
+                                            ("--save-every", settings.save_every), ("--resume", settings.resume),
+                                            ("--hybrid", settings.hybrid), ("--gguf-file/.gguf", settings.gguf_file
+                                                                              or settings.model.endswith(".gguf")))
+                   if given]
+        if clashes:
+            raise ModelLoadError(f"--offload sequential: cannot be combined with {', '.join(clashes)} (it streams one "
+                                 "layer of a safetensors checkpoint at a time and finishes each layer for all chunks)")
 
 
 def prepare_model(settings: CollectSettings, source: ModelSource, resources: ExitStack):
     """Load the model where the scale options say (torchrun rank device, device_map placement, or --device)."""
     check_scale_options(settings)
+    if settings.offload == "sequential":
+        from imatrix.runners.sequential import load_skeleton
+
+        model, loader = load_skeleton(source.folder, settings.dtype, _device(settings.device),
+                                      settings.trust_remote_code)
+        model.imatrix_layer_loader = loader  # travels with the skeleton to run_chunks
+        return model
     if settings.device_map:
         return load_device_mapped(source, settings.device_map, settings.dtype, settings.trust_remote_code,
                                   parse_max_memory(settings.max_memory), resources)
@@ -55,7 +71,19 @@ def make_statistics(settings: CollectSettings, model: torch.nn.Module, shapes: d
     dtype = torch.float64 if settings.accumulate == "float64" else torch.float32
     if settings.device_map:
         return PlacedStatistics(shapes, "cpu", dtype)
+    if settings.offload == "sequential":
+        return Statistics(shapes, _device(settings.device), dtype)
     return Statistics(shapes, next(model.parameters()).device, dtype)
+
+
+def _device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ModelLoadError(f"--device {name!r}: {error}") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError(f"--device {name}: CUDA is not available on this machine")
+    return device
 
 
 def is_writer() -> bool:
@@ -68,6 +96,13 @@ def run_chunks(settings: CollectSettings, source: ModelSource, model: torch.nn.M
                log: Callable[[str], None]) -> Perplexity | None:
     """Collect over all chunks with the runner the options select; checkpoints around single-process runs."""
     world = World.from_env()
+    if settings.offload == "sequential":
+        from imatrix.runners.sequential import run_sequential
+
+        perplexity, report = run_sequential(model, model.imatrix_layer_loader, chunks, plan, stats, options, log)
+        for line in report.lines():
+            log(line)
+        return perplexity
     if world.active:
         log(f"rank {world.rank}/{world.world_size}: data-parallel collection")
         return run_distributed(model, chunks, plan, stats, options, world)

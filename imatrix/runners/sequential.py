@@ -1,0 +1,283 @@
+"""Layer-sequential runner (`--offload sequential`): one decoder layer's weights on the device at a time.
+
+1. The model is built on the meta device; only the non-layer weights (embeddings, final norm, head) are loaded, and
+   the non-persistent buffers (rotary tables, embedding scales) are initialised the way from_pretrained does it.
+2. The model's own forward runs once per micro-batch with the decoder layers replaced by recorders, so the model code
+   builds masks (sliding/full windows), rotary embeddings and per-layer inputs exactly as in a resident run; the
+   recorders keep each layer's call arguments and layer 0's input (the embeddings).
+3. For each layer: its tensors are read from the memory-mapped safetensors shards (only that layer's keys) and
+   converted by transformers' own conversion mapping (e.g. per-expert weights → fused experts), the hidden states of
+   every micro-batch go through it with the collector's hooks active, then the layer goes back to meta.
+4. The model's forward runs once more per micro-batch with layer 0's recorder returning the final hidden states, so
+   the final norm, soft-capping and head are the model's own: the PPL equals a resident run's.
+
+Every micro-batch holds the same chunks as in the resident runner and each key sees the batches in the same order,
+so on the CPU the statistics and the PPL are bit-identical to a resident run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from imatrix.collector import Plan, Statistics, collecting
+from imatrix.model_loading import ModelLoadError
+from imatrix.runners.resident import NonFiniteError, Perplexity, RunOptions, _logits_to_keep, chunk_nll
+
+LAYER_KEY_RE = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+
+
+class _StopForward(Exception):
+    """Raised by the last recorder: nothing after the decoder layers is needed while recording."""
+
+
+class _LayerStandIn(nn.Module):
+    """Takes a decoder layer's place in the model's forward: records its arguments or replays stored hidden states."""
+
+    def __init__(self, index: int, layer: nn.Module, runner: _Recording) -> None:
+        super().__init__()
+        self.index, self.runner = index, runner
+        self.__dict__["wrapped"] = layer  # not a submodule: the stand-in owns no weights
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.__dict__["wrapped"], name)  # e.g. attention_type read by the model's loop
+
+    def forward(self, hidden_states: torch.Tensor, *args, **kwargs):
+        return self.runner.visit(self.index, hidden_states, args, kwargs)
+
+
+@dataclass
+class _Recording:
+    """What the stand-ins do in the current forward: record (args, kwargs) per layer, or replay a final hidden state."""
+
+    n_layers: int
+    replay: torch.Tensor | None = None
+    calls: list = field(default_factory=list)
+    first_input: torch.Tensor | None = None
+
+    def visit(self, index: int, hidden_states: torch.Tensor, args: tuple, kwargs: dict):
+        if self.replay is not None:
+            return self.replay if index == 0 else hidden_states
+        if index == 0:
+            self.first_input = hidden_states
+        self.calls.append((args, kwargs))
+        if index == self.n_layers - 1:
+            raise _StopForward
+        return hidden_states
+
+
+def decoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The decoder's layer list (`model.layers` for the supported causal LMs) and its qualified name."""
+    for name, module in model.named_modules():
+        if name.endswith("layers") and isinstance(module, nn.ModuleList) and len(module) > 0:
+            return name, module
+    raise ModelLoadError(f"{type(model).__name__}: no decoder layer list found; --offload sequential cannot run it")
+
+
+class LayerLoader:
+    """Reads one decoder layer's (or the non-layer) tensors from memory-mapped safetensors shards into the model."""
+
+    def __init__(self, folder: Path, model: nn.Module, device: torch.device, dtype: torch.dtype) -> None:
+        from safetensors import safe_open
+        from transformers.conversion_mapping import get_model_conversion_mapping
+
+        index = folder / "model.safetensors.index.json"
+        if index.is_file():
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        elif (folder / "model.safetensors").is_file():
+            shards = ["model.safetensors"]
+        else:
+            raise ModelLoadError(f"{folder}: --offload sequential reads safetensors shards; none found")
+        self.handles = [safe_open(str(folder / shard), framework="pt", device="cpu") for shard in shards]
+        self.keys_by_layer: dict[int | None, list[tuple[str, object]]] = {}
+        for handle in self.handles:
+            for key in handle.keys():
+                match = LAYER_KEY_RE.search(key)
+                self.keys_by_layer.setdefault(int(match.group(1)) if match else None, []).append((key, handle))
+        self.model, self.device, self.dtype = model, device, dtype
+        self.mapping = get_model_conversion_mapping(model)
+
+    def load(self, layer: int | None) -> set[str]:
+        """Materialise the tensors of `layer` (None = everything outside the layers); returns the model keys loaded."""
+        from transformers.core_model_loading import convert_and_load_state_dict_in_model
+        from transformers.modeling_utils import LoadStateDictConfig
+
+        state = {key: handle.get_slice(key) for key, handle in self.keys_by_layer.get(layer, [])}
+        config = LoadStateDictConfig(device_map={"": self.device}, dtype=self.dtype, weight_mapping=self.mapping)
+        info, _ = convert_and_load_state_dict_in_model(self.model, state, config)
+        expected = set(self.model.state_dict())
+        return expected - set(info.missing_keys)
+
+
+def load_skeleton(folder: Path, dtype_name: str, device: torch.device, trust_remote_code: bool = False):
+    """(model with only the non-layer weights on `device`, LayerLoader): from_pretrained's steps, minus the layers."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from imatrix.model_loading import torch_dtype
+
+    config = AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+    if getattr(config, "num_kv_shared_layers", 0):
+        raise ModelLoadError(f"{folder}: layers sharing another layer's K/V (num_kv_shared_layers) cannot run one "
+                             "layer at a time; drop --offload sequential")
+    dtype = torch_dtype(dtype_name)
+    if dtype == "auto":
+        dtype = getattr(config, "dtype", None) or torch.float32
+        dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
+    loader = LayerLoader(folder, model, device, dtype)
+    loaded = loader.load(None)
+    layers_name, _ = decoder_layers(model)
+    outside = {k for k in model.state_dict() if not k.startswith(layers_name + ".")}
+    # transformers' own steps for what the checkpoint does not hold: tied weights, non-persistent buffers (rotary)
+    model._move_missing_keys_from_meta_to_device(outside - loaded, {"": device}, None, None)
+    model._initialize_missing_keys(False)
+    model.tie_weights()
+    model.eval()
+    model.config.use_cache = False
+    return model, loader
+
+
+def materialised_bytes(module: nn.Module) -> int:
+    """Bytes of the parameters of `module` that are not on the meta device (the memory probe)."""
+    return sum(p.numel() * p.element_size() for p in module.parameters() if not p.is_meta)
+
+
+@dataclass
+class SequentialReport:
+    """What the sequential run measured: peak weight bytes of the layers, hidden-state bytes and where they lived."""
+
+    peak_layer_bytes: int = 0
+    hidden_bytes: int = 0
+    hidden_on: str = ""
+    peak_device_bytes: int | None = None
+
+    def lines(self) -> list[str]:
+        lines = [f"sequential: at most {self.peak_layer_bytes / 2**20:.1f} MiB of decoder-layer weights "
+                 f"materialised at once; hidden states {self.hidden_bytes / 2**20:.1f} MiB on {self.hidden_on}"]
+        if self.peak_device_bytes is not None:
+            lines.append(f"peak device memory: {self.peak_device_bytes / 2**30:.2f} GiB (torch.cuda.max_memory_allocated)")
+        else:
+            import resource
+
+            peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
+            lines.append(f"peak device memory: CPU run, process peak RSS {peak_kib / 2**20:.2f} GiB")
+        return lines
+
+
+def _hidden_home(device: torch.device, total_bytes: int) -> torch.device:
+    """Keep hidden states on the GPU when they take at most half its free memory, else in pinned host memory."""
+    if device.type != "cuda":
+        return device
+    free, _ = torch.cuda.mem_get_info(device)
+    return device if total_bytes <= free // 2 else torch.device("cpu")
+
+
+def run_sequential(model: nn.Module, loader: LayerLoader, chunks: np.ndarray, plan: Plan, stats: Statistics,
+                   options: RunOptions, log: Callable[[str], None] = print) -> tuple[Perplexity | None, SequentialReport]:
+    """Collect over all chunks one decoder layer at a time (see the module docstring)."""
+    from tqdm.auto import tqdm
+
+    device, report = loader.device, SequentialReport()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    n_chunk, ctx_size = chunks.shape
+    per_batch = options.chunks_per_batch(ctx_size)
+    batches = [(start, min(start + per_batch, n_chunk)) for start in range(0, n_chunk, per_batch)]
+    recording = _Recording(len(decoder_layers(model)[1]))
+    with torch.no_grad():
+        with _stand_ins(model, recording) as real_layers:
+            hidden, calls = _record_inputs(model, chunks, batches, device, recording, report)
+        bar = tqdm(total=len(real_layers) * n_chunk * ctx_size, unit="tok", unit_scale=True,
+                   disable=not options.progress, desc="collect (sequential)", dynamic_ncols=True)
+        with collecting(plan, stats), bar:
+            for index, layer in enumerate(real_layers):
+                _run_layer(index, layer, loader, hidden, calls, batches, device, stats, report, bar)
+            with _stand_ins(model, recording):
+                perplexity = _final_pass(model, chunks, batches, hidden, device, options, recording)
+    if device.type == "cuda":
+        report.peak_device_bytes = torch.cuda.max_memory_allocated(device)
+    return perplexity, report
+
+
+@contextmanager
+def _stand_ins(model: nn.Module, recording: _Recording) -> Iterator[list[nn.Module]]:
+    """Swap the decoder layers for stand-ins (yielding the real ones) and always put them back."""
+    layers_name, layers = decoder_layers(model)
+    parent_name, _, attribute = layers_name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    real_layers = list(layers)
+    setattr(parent, attribute, nn.ModuleList([_LayerStandIn(i, layer, recording) for i, layer in enumerate(real_layers)]))
+    try:
+        yield real_layers
+    finally:
+        setattr(parent, attribute, layers)
+
+
+def _record_inputs(model, chunks, batches, device, recording, report):
+    """Per micro-batch: layer 0's input (the embeddings) and every layer's call arguments, from the model's forward."""
+    hidden, calls = [], []
+    for start, stop in batches:
+        recording.calls, recording.first_input = [], None
+        batch = torch.from_numpy(chunks[start:stop]).to(device)
+        try:
+            model(input_ids=batch, use_cache=False, logits_to_keep=1)
+        except _StopForward:
+            pass
+        hidden.append(recording.first_input)
+        calls.append(recording.calls)
+    report.hidden_bytes = sum(h.numel() * h.element_size() for h in hidden)
+    home = _hidden_home(device, report.hidden_bytes)
+    if home != device:
+        hidden = [h.cpu().pin_memory() for h in hidden]
+    report.hidden_on = "pinned host memory" if home != device else str(device)
+    return hidden, calls
+
+
+def _run_layer(index, layer, loader, hidden, calls, batches, device, stats, report, bar) -> None:
+    """Materialise layer `index`, push every micro-batch through it in place, check the sums, free it."""
+    loader.load(index)
+    report.peak_layer_bytes = max(report.peak_layer_bytes, materialised_bytes(layer))
+    for b, (start, stop) in enumerate(batches):
+        args, kwargs = calls[b][index]
+        on_host = hidden[b].device != device
+        x = hidden[b].to(device, non_blocking=True) if on_host else hidden[b]
+        out = layer(x, *args, **kwargs)
+        out = out[0] if isinstance(out, tuple) else out
+        if on_host:
+            hidden[b].copy_(out, non_blocking=True)
+        else:
+            hidden[b] = out
+        bar.update((stop - start) * x.shape[1])
+    bad = stats.first_nonfinite()
+    if bad is not None:
+        raise NonFiniteError(f"non-finite values detected in {bad} while processing layer {index}")
+    layer.to("meta")
+
+
+def _final_pass(model, chunks, batches, hidden, device, options, recording) -> Perplexity | None:
+    """The model's forward with layer 0 replaced by the final hidden states: its own norm/head give the logits."""
+    perplexity = Perplexity() if options.compute_ppl else None
+    if perplexity is None and not options.keep_all_logits:
+        return None
+    keep = _logits_to_keep(options, chunks.shape[1])
+    for b, (start, stop) in enumerate(batches):
+        recording.replay = hidden[b].to(device)
+        batch = torch.from_numpy(chunks[start:stop]).to(device)
+        logits = model(input_ids=batch, use_cache=False, logits_to_keep=keep).logits
+        if perplexity is not None:
+            for row in chunk_nll(logits, batch).cpu().numpy():
+                perplexity.add_chunk(row)
+    recording.replay = None
+    return perplexity
