@@ -72,9 +72,9 @@ def chunk_nll(logits: torch.Tensor, chunks: torch.Tensor) -> torch.Tensor:
     ctx_size = chunks.shape[1]
     first = ctx_size // 2
     scoring = logits[:, -(ctx_size - first):-1, :].float()
-    targets = chunks[:, first + 1:]
-    log_probs = torch.log_softmax(scoring, dim=-1)
-    return -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    targets = chunks[:, first + 1:].unsqueeze(-1)
+    # -log_softmax[target] = logsumexp - logit[target]: a reduction, so no vocab-sized log-prob tensor is written
+    return torch.logsumexp(scoring, dim=-1) - scoring.gather(-1, targets).squeeze(-1)
 
 
 def _logits_to_keep(options: RunOptions, ctx_size: int) -> int:

@@ -166,3 +166,32 @@ def test_real_gemma3_270m_few_chunks(tmp_path):
         assert (mixed_means[~live] == 0).all(), key
         ratio = mixed_means[live] / plain_means[live]
         np.testing.assert_allclose(ratio, np.median(ratio), rtol=1e-4)
+
+
+def test_parquet_parses_special_by_default_txt_does_not(tiny_model, tmp_path):
+    import polars as pl
+
+    from imatrix.collect_pipeline import CollectSettings, load_chunks
+    from imatrix.model_loading import load_tokenizer, resolve_source
+
+    folder, _ = tiny_model
+    source = resolve_source(str(folder))
+    tokenizer = load_tokenizer(source)
+    docs = [f"<start_of_turn> {words(20, start)}" for start in (0, 20)]
+    parquet, txt = tmp_path / "calibration.parquet", tmp_path / "calibration.txt"
+    pl.DataFrame({"text": docs}).write_parquet(parquet)
+    txt.write_text("\n".join(docs) + "\n")
+
+    def stream(path, parse_special=None):
+        settings = CollectSettings(data=path, output=tmp_path / "x.gguf", ctx_size=4, parse_special=parse_special)
+        chunks, n_tokens = load_chunks(settings, source, tokenizer)
+        return chunks, n_tokens
+
+    special_id = tokenizer.convert_tokens_to_ids("<start_of_turn>")
+    parquet_chunks, parquet_tokens = stream(parquet)
+    txt_chunks, txt_tokens = stream(txt)
+    assert parquet_tokens == 1 + 2 * 21  # BOS + two docs of (1 control token + 20 words)
+    assert txt_tokens == 1 + 2 * 23  # the marker is split into "<", "start_of_turn", ">"
+    assert (parquet_chunks == special_id).sum() == 2 and (txt_chunks == special_id).sum() == 0
+    assert stream(parquet, parse_special=False)[1] == txt_tokens
+    assert stream(txt, parse_special=True)[1] == parquet_tokens
