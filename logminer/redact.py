@@ -85,7 +85,8 @@ RULES: tuple[Rule, ...] = (
       for name, trigger in (("passw(?:or)?d", "passw"), ("api[_-]?key", "api"), ("access[_-]?token", "access"),
                             ("auth[_-]?token", "auth"), ("refresh[_-]?token", "refresh"),
                             ("secret[_-]?key", "secret"), ("client[_-]?secret", "client"))),
-    _rule("home_path", r"/(?:home|Users)/(?!<)[^/\s\"'<>:\\]+", ("/home/", "/Users/"), placeholder=HOME),
+    _rule("home_path", r"/(?:home|Users)/(?!<)[^/\s\"'<>:\\]+", ("/home/", "/Users/"), placeholder=HOME,
+          word_start=True, not_after=".-"),  # not a URL path such as example.com/home/index.html
     _rule("home_path", r":\\{1,2}Users\\{1,2}[^\\/\s\"'<>:]+", ("Users\\",), placeholder=HOME, drive_letter=True),
     _rule("home_folder_name", r"-(?:Users|home)-[A-Za-z0-9._]+", ("-Users-", "-home-"), word_start=True,
           placeholder="-" + HOME),

@@ -72,7 +72,8 @@ def test_ids_hashes_and_digests_survive(value):
 
 
 def test_prose_and_git_remotes_survive():
-    text = "The token count and the primary key matter; git@github.com:org/repo.git; export PATH=$HOME/bin"
+    text = ("The token count and the primary key matter; git@github.com:org/repo.git; export PATH=$HOME/bin; "
+            "see https://example.com/home/index.html")
     assert redact_text(text) == text
 
 
