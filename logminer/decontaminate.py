@@ -22,7 +22,8 @@ import numpy as np
 from logminer.holdout import HoldoutItem
 from logminer.minhash import MinHasher, cross_pairs, estimated_jaccard, optimal_bands, shingle_block
 
-INSTANCE_ID_PATTERN = re.compile(r"[A-Za-z0-9][\w.-]*__[\w.-]+-\d+")
+# starts only at a token start and bounded, so a long base64 blob costs one short scan, not a quadratic one
+INSTANCE_ID_PATTERN = re.compile(r"(?<![\w.-])[A-Za-z0-9][\w.-]{0,99}__[\w.-]{1,100}-\d{1,9}(?![\w-])")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class HoldoutIndex:
     def _id_or_repo(self, text: str, fact: DocumentFacts) -> str:
         if fact.instance_id and fact.instance_id in self.instance_ids:
             return f"instance_id {fact.instance_id} ({self.instance_ids[fact.instance_id]})"
-        if self.options.scan_text_for_ids and self.instance_ids:
+        if self.options.scan_text_for_ids and self.instance_ids and "__" in text:
             for found in sorted(set(INSTANCE_ID_PATTERN.findall(text))):
                 if found in self.instance_ids:
                     return f"text names instance {found} ({self.instance_ids[found]})"

@@ -95,3 +95,10 @@ def test_real_swebench_runs_caught_and_others_kept(real_logs: Path) -> None:
         "demo_replay_default_marshmallow-1867.traj": False,
         "demo_replay_function_calling_marshmallow-1867.traj": False,
     }
+
+
+def test_id_scan_handles_huge_tokens() -> None:
+    """A megabyte-long token (a base64 blob) next to '__' must not make the id scan quadratic."""
+    blob = "A" * 1_000_000 + "__" + "B" * 1_000_000 + " then django__django-11039 ran"
+    reasons = index().check([blob], [DocumentFacts()])
+    assert reasons[0].startswith("text names instance django__django-11039")
