@@ -1,11 +1,12 @@
-"""Data-parallel collection under torchrun: chunks sharded across ranks, statistics all-reduced once, rank 0 writes.
+"""Data-parallel collection under torchrun: chunks sharded across ranks, partial sums reduced in chunk order, rank 0 writes.
 
 torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; with WORLD_SIZE > 1 every rank loads the model on its own device (cuda:LOCAL
 _RANK, or the CPU with gloo), runs the resident runner over a contiguous share of whole batches (the batch boundaries
-of a single-process run, so every batch computes the same numbers), and at the end the sums and counts are summed over
-ranks with one all-reduce each. Counts and the perplexity are then exactly a single-process run's (the per-chunk NLL
-sums are gathered and added in chunk order); the float sums are added in a different order (rank totals instead of
-one running total), so they can differ from a single process in the last bits (see tests/imatrix/test_distributed.py).
+of a single-process run, so every batch computes the same numbers). Each rank keeps its per-batch partial sums; at
+the end rank 0 adds all partials in batch order (the single-process additions, in the same order), counts are
+all-reduced, and the per-chunk NLL sums are gathered and added in chunk order. Dense sums, counts and the PPL are
+therefore exactly a single-process run's. Routed MoE sums (addmm into the accumulator) match exactly only when the
+matmul does not split the token dimension into several blocks; otherwise they may differ in the last bits.
 """
 
 from __future__ import annotations
@@ -88,27 +89,76 @@ def perplexity_in_order(per_rank: list[list[tuple[float, float, int]]]) -> Perpl
     return perplexity
 
 
-def all_reduce_statistics(stats: Statistics) -> None:
-    """Σ over ranks of every key's sums and counts, in place, in sorted key order (same order on every rank)."""
+class BatchPartials:
+    """Per-batch sums of this rank, kept on the host so rank 0 can add every batch in chunk order.
+
+    After each batch the device sums are copied out (one host copy per batch, not per hook) and zeroed; 0 + x is exact,
+    so each partial is exactly what that batch added in a single-process run. Counts are integers and simply summed.
+    """
+
+    def __init__(self, stats: Statistics) -> None:
+        self.stats, self.keys = stats, sorted(stats.sums)
+        self.partials: list[torch.Tensor] = []
+
+    def batch_done(self, next_chunk: int, perplexity: Perplexity | None) -> None:
+        self.partials.append(torch.cat([self.stats.sums[k].reshape(-1) for k in self.keys]).cpu())
+        for key in self.keys:
+            self.stats.sums[key].zero_()
+
+    def flat_size(self) -> int:
+        return sum(self.stats.sums[k].numel() for k in self.keys)
+
+    def store(self, flat: torch.Tensor) -> None:
+        offset = 0
+        for key in self.keys:
+            target = self.stats.sums[key]
+            target.copy_(flat[offset:offset + target.numel()].view_as(target))
+            offset += target.numel()
+
+
+def reduce_in_chunk_order(partials: BatchPartials, owners: list[int], world: World, device: torch.device) -> None:
+    """Rank 0 adds every batch's partial in batch order (its own, or received from the owning rank): the additions of
+    a single-process run, in its order. Counts: one all-reduce per key."""
     import torch.distributed as dist
 
-    for key in sorted(stats.sums):
-        dist.all_reduce(stats.sums[key], op=dist.ReduceOp.SUM)
+    stats = partials.stats
+    for key in partials.keys:
         dist.all_reduce(stats.counts[key], op=dist.ReduceOp.SUM)
+    total = torch.zeros(partials.flat_size(), dtype=stats.dtype, device=device)
+    received = torch.empty_like(total)
+    mine = iter(partials.partials)
+    for owner in owners:
+        if world.rank == 0:
+            if owner == 0:
+                total += next(mine).to(device)
+            else:
+                dist.recv(received, src=owner)
+                total += received
+        elif world.rank == owner:
+            dist.send(next(mine).to(device), dst=0)
+    if world.rank == 0:
+        partials.store(total)
 
 
 def run_distributed(model: torch.nn.Module, chunks: np.ndarray, plan: Plan, stats: Statistics, options: RunOptions,
                     world: World) -> Perplexity | None:
-    """This rank's share through the resident runner, then the reductions; every rank returns the full perplexity."""
+    """This rank's share through the resident runner, then the reductions; rank 0 ends with the full statistics."""
     import torch.distributed as dist
 
-    first, stop = shard(len(chunks), options.chunks_per_batch(chunks.shape[1]), world.rank, world.world_size)
+    per_batch = options.chunks_per_batch(chunks.shape[1])
+    n_batch = -(-len(chunks) // per_batch)
+    owners = [next(r for r in range(world.world_size) if shard(len(chunks), per_batch, r, world.world_size)[1]
+                   > b * per_batch) for b in range(n_batch)]
+    first, stop = shard(len(chunks), per_batch, world.rank, world.world_size)
     recording = RecordingPerplexity() if options.compute_ppl else None
+    partials = BatchPartials(stats)
     if stop > first:
         local = RunOptions(options.batch_size, options.compute_ppl, 0, options.keep_all_logits,
                            options.progress and world.is_writer)
-        run_resident(model, chunks[first:stop], plan, stats, local, perplexity=recording)
-    all_reduce_statistics(stats)
+        run_resident(model, chunks[first:stop], plan, stats, local, perplexity=recording,
+                     on_batch_done=partials.batch_done)
+    device = next(iter(stats.sums.values())).device
+    reduce_in_chunk_order(partials, owners, world, device)
     gathered: list = [None] * world.world_size
     if recording is not None:
         dist.all_gather_object(gathered, recording.chunk_sums)
