@@ -30,6 +30,7 @@ from logminer.minhash import (
     normalize,
     optimal_bands,
     shingle_block,
+    word_sequence_keys,
 )
 from logminer.schema import Session
 
@@ -123,17 +124,31 @@ class UnionFind:
 
 
 def turn_keys(session: Session, include_reasoning: bool = False) -> tuple[tuple[int, int], ...]:
-    """Per turn, (strict key, loose key): the strict key covers role, normalised text and tool calls (ids left out:
-    replays renumber them), the loose key role and text only."""
-    keys = []
-    for turn in session.turns:
-        parts = [turn.role, normalize(turn.text)]
-        if include_reasoning:
-            parts.append(normalize(turn.reasoning))
-        loose = xxhash.xxh64_intdigest("\x1f".join(parts).encode("utf-8"))
-        parts.extend(f"{call.name}({normalize(call.arguments)})" for call in turn.tool_calls)
-        keys.append((xxhash.xxh64_intdigest("\x1f".join(parts).encode("utf-8")), loose))
-    return tuple(keys)
+    """Per turn, (strict key, loose key); see turn_keys_batch."""
+    return turn_keys_batch([session], include_reasoning)[0]
+
+
+def turn_keys_batch(sessions: Sequence[Session], include_reasoning: bool = False) -> list[tuple[tuple[int, int], ...]]:
+    """Per session, per turn, (strict key, loose key): the loose key covers role and normalised text (and reasoning
+    when asked), the strict key also the tool calls' names and normalised arguments (ids left out: replays renumber
+    them). Texts of all turns are normalised and hashed in one vectorised pass."""
+    texts, calls = [], []
+    for session in sessions:
+        for turn in session.turns:
+            texts.append(f"{turn.text}\n{turn.reasoning}" if include_reasoning and turn.reasoning else turn.text)
+            calls.append("\n".join(f"{call.name} ( {call.arguments} )" for call in turn.tool_calls))
+    text_keys = word_sequence_keys(texts).tolist()
+    call_keys = word_sequence_keys(calls).tolist()
+    result, position = [], 0
+    for session in sessions:
+        keys = []
+        for turn in session.turns:
+            loose = xxhash.xxh64_intdigest(f"{turn.role}\x1f{text_keys[position]}".encode())
+            strict = xxhash.xxh64_intdigest(f"{loose}\x1f{call_keys[position]}".encode())
+            keys.append((strict, loose))
+            position += 1
+        result.append(tuple(keys))
+    return result
 
 
 def task_text(session: Session) -> str:

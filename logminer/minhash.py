@@ -168,14 +168,9 @@ def _power_table(base: int, size: int) -> np.ndarray:
     return table
 
 
-def shingle_block(texts: Sequence[str], ngram: int = 5, *, wide: bool = False) -> ShingledBlock:
-    """Word n-gram hashes of every text, words hashed once from a prefix sum over the bytes (no per-word Python).
-
-    32-bit hashes (the MinHash input, `shingle_hash32`) by default; `wide=True` keeps all 64 bits, for exact
-    n-gram set membership where 32 bits would give false hits (decontamination).
-    """
-    if not 1 <= ngram <= MAX_NGRAM:
-        raise ValueError(f"ngram must be between 1 and {MAX_NGRAM}, got {ngram}")
+def _word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(64-bit hash of every normalised word, its document, words per document), from one prefix sum over the
+    bytes of all texts: each word's polynomial hash is a difference of two prefix sums, rescaled."""
     encoded = [(t if t.isascii() else fold_unicode(t)).encode("utf-8") for t in texts]
     data = np.frombuffer(b"\n".join(encoded) + b"\n", dtype=np.uint8)
     doc_starts = np.zeros(len(encoded), dtype=np.int64)
@@ -191,6 +186,30 @@ def shingle_block(texts: Sequence[str], ngram: int = 5, *, wide: bool = False) -
     words = fmix64((prefix[ends] - prefix[starts]) * _powers(WORD_BASE_INV, len(mapped))[starts])
     word_doc = np.searchsorted(doc_starts, starts, side="right") - 1
     words_per_doc = np.bincount(word_doc, minlength=len(texts))
+    return words, word_doc, words_per_doc
+
+
+def word_sequence_keys(texts: Sequence[str], block_chars: int = 1 << 20) -> np.ndarray:
+    """One 64-bit key per text from its normalised word sequence: equal keys ⇔ equal normalised texts."""
+    keys, first, size = [], 0, 0
+    for index, text in enumerate(list(texts) + [None]):
+        if text is None or (index > first and size + len(text) > block_chars):
+            words, _, words_per_doc = _word_hashes(texts[first:index])
+            keys.append(_exact_keys(words, words_per_doc))
+            first, size = index, 0
+        size += len(text or "")
+    return np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64)
+
+
+def shingle_block(texts: Sequence[str], ngram: int = 5, *, wide: bool = False) -> ShingledBlock:
+    """Word n-gram hashes of every text, words hashed once from a prefix sum over the bytes (no per-word Python).
+
+    32-bit hashes (the MinHash input, `shingle_hash32`) by default; `wide=True` keeps all 64 bits, for exact
+    n-gram set membership where 32 bits would give false hits (decontamination).
+    """
+    if not 1 <= ngram <= MAX_NGRAM:
+        raise ValueError(f"ngram must be between 1 and {MAX_NGRAM}, got {ngram}")
+    words, word_doc, words_per_doc = _word_hashes(texts)
     combined = np.zeros(max(len(words) - ngram + 1, 0), dtype=np.uint64)
     term = np.empty_like(combined)
     for position in range(ngram):

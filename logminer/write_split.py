@@ -29,7 +29,7 @@ import xxhash
 
 from logminer.atomic import write_atomic, write_with
 from logminer.decontaminate import DecontaminationOptions, DocumentFacts, HoldoutIndex
-from logminer.dedup import KEPT, DedupOptions, deduplicate, task_text, turn_keys
+from logminer.dedup import KEPT, DedupOptions, deduplicate, task_text, turn_keys_batch
 from logminer.redact import redact_text
 from logminer.split import (
     OVER_BUDGET,
@@ -91,7 +91,7 @@ def render_documents(loaded: LoadedInputs, job: SplitJob, tokenizer: Any) -> tup
 
     sessions = sorted(loaded.sessions, key=lambda s: (s.source_file, s.session_id, s.line_start, s.byte_start))
     docs = Documents([], [], [], [], [], [])
-    rejected = []
+    rejected, kept_sessions = [], []
     with _bar(job, len(sessions), "render") as bar:
         for session in sessions:
             bar.update(1)
@@ -105,10 +105,11 @@ def render_documents(loaded: LoadedInputs, job: SplitJob, tokenizer: Any) -> tup
                 continue
             docs.rows.append(_base_row(session))
             docs.texts.append(text)
-            docs.keys.append(turn_keys(session, job.include_reasoning))
+            kept_sessions.append(session)
             docs.tasks.append(task_text(session))
             repo = session.metadata.get("repo") if isinstance(session.metadata.get("repo"), str) else None
             docs.facts.append(DocumentFacts(instance_id_of(session), repo))
+    docs.keys = turn_keys_batch(kept_sessions, job.include_reasoning)
     with _bar(job, len(docs.texts), "tokens") as bar:
         for first in range(0, len(docs.texts), 256):
             docs.tokens.extend(count_tokens(docs.texts[first : first + 256], tokenizer))

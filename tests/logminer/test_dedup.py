@@ -146,3 +146,14 @@ def test_options_are_checked() -> None:
         DedupOptions(bands=30, rows=5)
     assert DedupOptions().banding() == (21, 5)  # datasketch optimiser at 0.65, false negatives weighted 9×
     assert DedupOptions(bands=20, rows=6).banding() == (20, 6)
+
+
+def test_word_sequence_keys_follow_normalisation() -> None:
+    from logminer.minhash import word_sequence_keys
+
+    texts = ["Hello, World 42!", "hello world 17", "world hello 00", "", "  ", "Café au lait", "cafe AU LAIT."]
+    for block_chars in (1 << 20, 8):  # one block, and one block per text
+        keys = word_sequence_keys(texts, block_chars=block_chars).tolist()
+        for i, a in enumerate(texts):
+            for j, b in enumerate(texts):
+                assert (keys[i] == keys[j]) == (normalize(a) == normalize(b)), (a, b)
