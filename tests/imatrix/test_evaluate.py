@@ -71,16 +71,16 @@ def test_parser_names_the_missing_statistic_in_truncated_output(eval_run):
 @pytest.mark.slow
 @pytest.mark.llamacpp
 def test_bits_per_weight_equal_llama_quantize_report(artifacts, eval_run):
-    _, quant = eval_run
+    report, quant = eval_run
     log = artifacts.quantize_log("theirs")
     reported = {kind: (float(mib), float(bpw)) for kind, mib, bpw in
                 re.findall(r"(model|quant) size\s*=\s*([\d.]+) MiB \(([\d.]+) BPW\)", log)}
-    for kind, path in (("model", artifacts.model), ("quant", quant)):
-        size = evaluate.model_size(path)
+    for kind, row in zip(("model", "quant"), report.rows):
         mib, bpw = reported[kind]
-        assert round(size.bits_per_weight, 2) == bpw
-        assert round(size.tensor_bytes / 2**20, 2) == mib
-        assert size.file_bytes == path.stat().st_size
+        assert round(row.size.bits_per_weight, 2) == bpw
+        assert round(row.size.tensor_bytes / 2**20, 2) == mib
+        assert row.size.file_bytes == row.path.stat().st_size
+    assert report.rows[1].path == quant
 
 
 @pytest.mark.slow
