@@ -27,7 +27,7 @@ except ImportError:  # Python 3.10
 
 from logminer.atomic import write_atomic
 from logminer.dedup import DedupOptions, deduplicate
-from logminer.minhash import cross_pairs, estimated_jaccard
+from logminer.lsh import cross_pairs, estimated_jaccard
 from logminer.redact import redact_text, redact_texts
 from logminer.split import SPLITS, parse_token_count
 from logminer.write_split import DOCUMENT_SEPARATOR

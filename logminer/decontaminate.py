@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from logminer.holdout import HoldoutItem
-from logminer.minhash import MinHasher, cross_pairs, estimated_jaccard, optimal_bands, shingle_block
+from logminer.lsh import cross_pairs, estimated_jaccard, optimal_bands
+from logminer.minhash import MinHasher, shingle_block
 
 # starts only at a token start and bounded, so a long base64 blob costs one short scan, not a quadratic one
 INSTANCE_ID_PATTERN = re.compile(r"(?<![\w.-])[A-Za-z0-9][\w.-]{0,99}__[\w.-]{1,100}-\d{1,9}(?![\w-])")

@@ -22,16 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import xxhash
 
-from logminer.minhash import (
-    MinHasher,
-    candidate_pairs,
-    estimated_containment,
-    estimated_jaccard,
-    normalize,
-    optimal_bands,
-    shingle_block,
-    word_sequence_keys,
-)
+from logminer.lsh import candidate_pairs, estimated_containment, estimated_jaccard, optimal_bands
+from logminer.minhash import MinHasher, normalize, shingle_block, word_sequence_keys
 from logminer.schema import Session
 
 KEPT = ""

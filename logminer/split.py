@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xxhash
 
-from logminer.minhash import cross_pairs, estimated_jaccard, optimal_bands
+from logminer.lsh import cross_pairs, estimated_jaccard, optimal_bands
 
 SPLITS = ("calibration", "validation", "eval")
 OVER_BUDGET = "over_budget"

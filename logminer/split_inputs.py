@@ -1,8 +1,9 @@
 """Inputs of `logminer split`: sessions.parquet files written by `logminer ingest`, or raw logs ingested in-process.
 
 A file is a sessions table when it is parquet (magic bytes `PAR1`) with every SESSION_SCHEMA column; every other
-input (including other parquet, such as a Hugging Face chat dataset) goes through `logminer.ingest` with its default options, so redaction and cleaning happen exactly as in
-`logminer ingest`. Ingest rejections are carried along (stage "ingest") so the split's accounting covers them.
+input (other parquet too, such as a Hugging Face chat dataset) goes through `logminer.ingest` with its default
+options, so redaction and cleaning happen exactly as in `logminer ingest`. Ingest rejections are carried along
+(stage "ingest") so the split's accounting covers them.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ from logminer.dedup import (
     prefix_pairs,
     turn_keys,
 )
+from logminer.lsh import candidate_pairs
 from logminer.minhash import (
-    candidate_pairs,
     normalize,
     normalized_words,
     permutations,
