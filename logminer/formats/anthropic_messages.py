@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from logminer.formats.common import anthropic_turns, session_flags, tool_definitions
-from logminer.formats.records import ShapeError, first_value, parse_records
+from logminer.formats.jsondoc import ShapeError, first_value, parse_records
 from logminer.schema import Rejected, Session, Skipped, Turn
 from logminer.sources import SourceFile
 

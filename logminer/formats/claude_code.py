@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logminer.formats.common import anthropic_turns, session_flags
-from logminer.formats.records import head_objects
-from logminer.formats.jsondoc import iter_json_lines, stable_id
+from logminer.formats.jsondoc import head_objects, iter_json_lines, stable_id
 from logminer.schema import Rejected, Session, Skipped
 from logminer.sources import SourceFile
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from logminer.formats.records import head_objects
-from logminer.formats.jsondoc import iter_json_lines
+from logminer.formats.jsondoc import head_objects, iter_json_lines
 from logminer.schema import Rejected, Session, Skipped
 from logminer.sources import SourceFile
 

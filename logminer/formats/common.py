@@ -1,7 +1,7 @@
 """Message mappings that several readers share: OpenAI chat messages, Anthropic content blocks, Responses API items.
 
-Not a format (no NAME). JSON loading, stable ids and OpenAI `tool_calls` parsing live in `jsondoc`, record iteration
-and sniffing helpers in `records`; this module turns already-parsed messages into `Turn`s.
+Not a format (no NAME). JSON loading, record iteration, sniffing and stable ids live in `jsondoc`; this module turns
+already-parsed messages into `Turn`s and `ToolCall`s.
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from logminer.formats.jsondoc import make_tool_call, openai_tool_calls
-from logminer.schema import ToolCall, Turn
+from logminer.schema import ToolCall, Turn, canonical_arguments
 
 BROKEN_TOOL_JSON = "broken_tool_json"
 NON_TEXT_DROPPED = "non_text_content_dropped"  # images, documents, audio: not calibration text
@@ -45,6 +44,43 @@ def parts_text(content: Any, flags: set[str]) -> str:
         if isinstance(part, dict) and part.get("type") in ("image", "image_url", "input_image", "input_file", "file"):
             flags.add(NON_TEXT_DROPPED)
     return "\n".join(texts)
+
+
+def content_text(content: Any) -> str:
+    """Message content as text: a string, or the text of a list of typed parts (images and unknown parts dropped)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        content = [content]
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+        return "\n".join(texts)
+    return str(content)
+
+
+def make_tool_call(name: Any, arguments: Any, call_id: Any = None) -> ToolCall:
+    """A ToolCall with canonical JSON arguments (broken JSON kept verbatim, marked invalid)."""
+    text, valid = canonical_arguments(arguments if arguments is not None else {})
+    return ToolCall(name=str(name or ""), arguments=text, id=str(call_id) if call_id else None, arguments_valid=valid)
+
+
+def openai_tool_calls(raw_calls: Any) -> list[ToolCall]:
+    """OpenAI `tool_calls` ([{id, type, function{name, arguments}}]) as ToolCalls."""
+    calls = []
+    for raw in raw_calls or []:
+        if not isinstance(raw, dict):
+            continue
+        function = raw.get("function") if isinstance(raw.get("function"), dict) else raw
+        calls.append(make_tool_call(function.get("name"), function.get("arguments"), raw.get("id")))
+    return calls
+
 
 
 def openai_message_turn(message: dict[str, Any], flags: set[str], timestamp: str | None = None) -> Turn | None:

@@ -16,8 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from logminer.formats.common import link_tool_results, openai_message_turn, session_flags, tool_definitions
-from logminer.formats.records import Record, ShapeError, first_dict, iter_records, position
-from logminer.formats.jsondoc import stable_id
+from logminer.formats.jsondoc import Record, ShapeError, first_dict, iter_records, position, stable_id
 from logminer.schema import Rejected, Session, Skipped
 from logminer.sources import SourceFile
 

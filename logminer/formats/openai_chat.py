@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from logminer.formats.common import link_tool_results, openai_message_turn, session_flags, tool_definitions
-from logminer.formats.jsondoc import stable_id
-from logminer.formats.records import ShapeError, first_value, parse_records
+from logminer.formats.jsondoc import ShapeError, first_value, parse_records, stable_id
 from logminer.schema import Rejected, Session, Skipped
 from logminer.sources import SourceFile
 

@@ -12,8 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from logminer.formats.common import ResponsesTurns, session_flags, tool_definitions
-from logminer.formats.jsondoc import stable_id
-from logminer.formats.records import Record, ShapeError, first_value, iter_records, parse_records
+from logminer.formats.jsondoc import Record, ShapeError, first_value, iter_records, parse_records, stable_id
 from logminer.schema import Rejected, Session, Skipped, Turn
 from logminer.sources import SourceFile
 

@@ -20,7 +20,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from logminer.formats.jsondoc import content_text, iso_from_epoch_ms, make_tool_call
+from logminer.formats.common import content_text, make_tool_call
+from logminer.formats.jsondoc import iso_from_epoch_ms
 from logminer.schema import Rejected, Session, Skipped, Turn
 from logminer.sources import SourceError, SourceFile
 

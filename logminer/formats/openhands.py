@@ -20,13 +20,13 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from logminer.formats.common import make_tool_call
 from logminer.formats.jsondoc import (
     DocumentError,
     content_hash,
     first_json_line,
     iter_json_lines,
     load_document,
-    make_tool_call,
     rejected_document,
     repo_from_instance_id,
     stable_id,

@@ -20,14 +20,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from logminer.formats.jsondoc import (
-    content_hash,
-    content_text,
-    first_json_line,
-    iter_json_lines,
-    make_tool_call,
-    stable_id,
-)
+from logminer.formats.common import content_text, make_tool_call
+from logminer.formats.jsondoc import content_hash, first_json_line, iter_json_lines, stable_id
 from logminer.schema import Rejected, Session, Skipped, Turn
 from logminer.sources import SourceError, SourceFile
 

@@ -18,13 +18,12 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from logminer.formats.records import head_objects
+from logminer.formats.common import content_text, make_tool_call
 from logminer.formats.jsondoc import (
     DocumentError,
-    content_text,
+    head_objects,
     iter_json_lines,
     load_document,
-    make_tool_call,
     rejected_document,
     stable_id,
     starts_with_json,

@@ -11,9 +11,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from logminer.formats.common import link_tool_results, session_flags, tool_definitions
-from logminer.formats.jsondoc import make_tool_call
-from logminer.formats.records import ShapeError, first_dict, parse_records
+from logminer.formats.common import link_tool_results, make_tool_call, session_flags, tool_definitions
+from logminer.formats.jsondoc import ShapeError, first_dict, parse_records
 from logminer.schema import Rejected, Session, Skipped, ToolCall, Turn
 from logminer.sources import SourceFile
 

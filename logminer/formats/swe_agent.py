@@ -20,12 +20,11 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from logminer.formats.common import openai_message_turn, session_flags
+from logminer.formats.common import make_tool_call, openai_message_turn, session_flags
 from logminer.formats.jsondoc import (
     DocumentError,
     content_hash,
     load_document,
-    make_tool_call,
     rejected_document,
     repo_from_instance_id,
     stable_id,
