@@ -18,9 +18,10 @@ from logminer.formats.jsondoc import (
     iter_json_lines,
     load_document,
     rejected_document,
+    skip_all,
     starts_with_json,
 )
-from logminer.schema import Rejected, Session, Skipped
+from logminer.schema import Rejected, Skipped
 from logminer.sources import SourceFile
 
 NAME = "bfcl"
@@ -83,12 +84,5 @@ def question_texts(entry: dict[str, Any]) -> list[str]:
     return texts
 
 
-def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
-    count = 0
-    for item in iter_entries(source):
-        if isinstance(item, Rejected):
-            yield item
-        else:
-            count += 1
-    if count:
-        yield Skipped(source.path, 0, SKIP_REASON, records=count)
+def parse(source: SourceFile) -> Iterator[Skipped | Rejected]:
+    return skip_all(source, iter_entries(source), SKIP_REASON)

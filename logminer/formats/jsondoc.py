@@ -110,6 +110,18 @@ def iso_from_epoch_ms(ms: Any) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def skip_all(source: SourceFile, items: Iterator[Any], reason: str) -> Iterator[Skipped | Rejected]:
+    """A recognised non-transcript file (holdout lists): Rejected items as they come, all others one Skipped."""
+    count = 0
+    for item in items:
+        if isinstance(item, Rejected):
+            yield item
+        else:
+            count += 1
+    if count:
+        yield Skipped(source.path, 0, reason, records=count)
+
+
 def text_lines(text: str) -> list[str]:
     """Lines split at \\n only (as SourceFile.lines counts them; str.splitlines also splits at \\v, \\f, U+2028...)."""
     lines = text.split("\n")

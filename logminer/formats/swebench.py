@@ -19,9 +19,10 @@ from logminer.formats.jsondoc import (
     iter_json_lines,
     load_document,
     rejected_document,
+    skip_all,
     starts_with_json,
 )
-from logminer.schema import Rejected, Session, Skipped
+from logminer.schema import Rejected, Skipped
 from logminer.sources import SourceFile
 
 NAME = "swe-bench"
@@ -155,12 +156,5 @@ def _document_instances(source: SourceFile) -> Iterator[tuple[int, dict[str, Any
             yield Rejected(source.path, 0, f"item {index}: not an instance object or instance id")
 
 
-def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
-    count = 0
-    for item in iter_instances(source):
-        if isinstance(item, Rejected):
-            yield item
-        else:
-            count += 1
-    if count:
-        yield Skipped(source.path, 0, SKIP_REASON, records=count)
+def parse(source: SourceFile) -> Iterator[Skipped | Rejected]:
+    return skip_all(source, iter_instances(source), SKIP_REASON)
