@@ -132,7 +132,8 @@ def _read_state(paths: CheckpointPaths) -> dict:
     try:
         state = json.loads(paths.state.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{paths.state}: unreadable checkpoint state ({error}); delete it to start over") from None
+        raise CheckpointError(f"{paths.state}: unreadable checkpoint state ({error}); "
+                              "delete it to start over") from None
     if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
         raise CheckpointError(f"{paths.state}: not a version-{STATE_VERSION} checkpoint state; delete it to start over")
     return state
@@ -210,7 +211,7 @@ class Checkpointer:
         self.saved_at = self.done
 
     def save_after_failure(self, error: BaseException) -> str | None:
-        """On an interrupted run: write the last completed batch (if any new) and say where; None when nothing to save."""
+        """On an interrupted run: write the last completed batch (if new) and say where; None if nothing to save."""
         if self.done == 0 and not self.paths.state.exists():
             return None
         if self.done > self.saved_at or not self.paths.state.exists():

@@ -80,8 +80,8 @@ def collect(model: str, data: Path, output: Path, output_format: str, ctx_size: 
     try:
         summary = run_collect(settings, log=lambda line: click.echo(line, err=True))
     except KeyboardInterrupt:
-        raise click.ClickException("interrupted; the output file was not (re)written (a checkpoint line above says "
-                                   "how to --resume)") from None
+        raise click.ClickException("interrupted; the output file was not (re)written (if a checkpoint was saved, "
+                                   "the line above names it: rerun with --resume)") from None
     except Exception as error:  # noqa: BLE001 - every known failure becomes one clear message
         from imatrix.collect_pipeline import USER_ERRORS
 

@@ -22,7 +22,11 @@ class PlacedStatistics(Statistics):
 
     def _follow(self, key: str, device: torch.device) -> None:
         if self.sums[key].device != device:
-            move = (lambda t: torch.zeros_like(t, device=device)) if self.sums[key].is_meta else (lambda t: t.to(device))
+            is_meta = self.sums[key].is_meta  # created lazily: nothing to copy
+
+            def move(tensor: torch.Tensor) -> torch.Tensor:
+                return torch.zeros_like(tensor, device=device) if is_meta else tensor.to(device)
+
             self.sums[key] = move(self.sums[key])
             self.counts[key] = move(self.counts[key])
 
@@ -54,7 +58,8 @@ def parse_max_memory(text: str | None) -> dict | None:
     for item in text.split(","):
         device, sep, amount = item.partition("=")
         if not sep or not device.strip() or not amount.strip():
-            raise ModelLoadError(f"--max-memory {text!r}: expected DEVICE=AMOUNT[,DEVICE=AMOUNT...], e.g. 0=20GiB,cpu=60GiB")
+            raise ModelLoadError(f"--max-memory {text!r}: expected DEVICE=AMOUNT[,DEVICE=AMOUNT...], "
+                                 "e.g. 0=20GiB,cpu=60GiB")
         device = device.strip()
         limits[int(device) if device.isdigit() else device] = amount.strip()
     return limits
@@ -71,7 +76,8 @@ def load_device_mapped(source: ModelSource, device_map: str, dtype: str, trust_r
             str(source.folder), gguf_file=source.gguf_file, dtype=torch_dtype(dtype), device_map=device_map,
             max_memory=max_memory, offload_folder=offload_folder, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
-        raise ModelLoadError(f"{source.label}: cannot load the model with --device-map {device_map}: {error}") from error
+        raise ModelLoadError(f"{source.label}: cannot load the model with --device-map {device_map}: "
+                             f"{error}") from error
     model.eval()
     model.config.use_cache = False
     return model

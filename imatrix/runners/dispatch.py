@@ -66,7 +66,8 @@ def prepare_model(settings: CollectSettings, source: ModelSource, resources: Exi
                                            settings.trust_remote_code))
 
 
-def make_statistics(settings: CollectSettings, model: torch.nn.Module, shapes: dict[str, tuple[int, int]]) -> Statistics:
+def make_statistics(settings: CollectSettings, model: torch.nn.Module,
+                    shapes: dict[str, tuple[int, int]]) -> Statistics:
     """Accumulators on the model's device, or following each key's inputs under a device_map."""
     dtype = torch.float64 if settings.accumulate == "float64" else torch.float32
     if settings.device_map:

@@ -167,7 +167,8 @@ class SequentialReport:
         lines = [f"sequential: at most {self.peak_layer_bytes / 2**20:.1f} MiB of decoder-layer weights "
                  f"materialised at once; hidden states {self.hidden_bytes / 2**20:.1f} MiB on {self.hidden_on}"]
         if self.peak_device_bytes is not None:
-            lines.append(f"peak device memory: {self.peak_device_bytes / 2**30:.2f} GiB (torch.cuda.max_memory_allocated)")
+            lines.append(f"peak device memory: {self.peak_device_bytes / 2**30:.2f} GiB "
+                         "(torch.cuda.max_memory_allocated)")
         else:
             import resource
 
@@ -185,7 +186,8 @@ def _hidden_home(device: torch.device, total_bytes: int) -> torch.device:
 
 
 def run_sequential(model: nn.Module, loader: LayerLoader, chunks: np.ndarray, plan: Plan, stats: Statistics,
-                   options: RunOptions, log: Callable[[str], None] = print) -> tuple[Perplexity | None, SequentialReport]:
+                   options: RunOptions,
+                   log: Callable[[str], None] = print) -> tuple[Perplexity | None, SequentialReport]:
     """Collect over all chunks one decoder layer at a time (see the module docstring)."""
     from tqdm.auto import tqdm
 
@@ -199,6 +201,8 @@ def run_sequential(model: nn.Module, loader: LayerLoader, chunks: np.ndarray, pl
     with torch.no_grad():
         with _stand_ins(model, recording) as real_layers:
             hidden, calls = _record_inputs(model, chunks, batches, device, recording, report)
+        log(f"sequential: {len(real_layers)} decoder layers x {len(batches)} micro-batches; hidden states "
+            f"{report.hidden_bytes / 2**20:.1f} MiB on {report.hidden_on}")
         bar = tqdm(total=len(real_layers) * n_chunk * ctx_size, unit="tok", unit_scale=True,
                    disable=not options.progress, desc="collect (sequential)", dynamic_ncols=True)
         with collecting(plan, stats), bar:
@@ -218,7 +222,8 @@ def _stand_ins(model: nn.Module, recording: _Recording) -> Iterator[list[nn.Modu
     parent_name, _, attribute = layers_name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     real_layers = list(layers)
-    setattr(parent, attribute, nn.ModuleList([_LayerStandIn(i, layer, recording) for i, layer in enumerate(real_layers)]))
+    stand_ins = [_LayerStandIn(i, layer, recording) for i, layer in enumerate(real_layers)]
+    setattr(parent, attribute, nn.ModuleList(stand_ins))
     try:
         yield real_layers
     finally:
