@@ -98,3 +98,29 @@ def test_cli_sequential_writes_the_resident_file(tiny_folder, text_file, tmp_pat
 def test_cli_sequential_refuses_combinations(tiny_folder, text_file, tmp_path, extra, named):  # noqa: F811
     result = invoke(tiny_folder, text_file, tmp_path / "x.gguf", "--offload", "sequential", *extra)
     assert result.exit_code == 1 and named in result.output and "--offload sequential" in result.output
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_untied_head_with_process_output_and_bf16(tmp_path, dtype):
+    """output.weight (untied head, --process-output) is collected in the final pass; bf16 weights convert alike."""
+    from transformers import AutoModelForCausalLM
+
+    model, _ = build("llama")
+    assert not model.config.tie_word_embeddings
+    folder = tmp_path / "llama"
+    model.to(dtype).save_pretrained(folder)
+    chunks = _chunks(3, seed=4)
+    options = RunOptions(batch_size=2, progress=False, keep_all_logits=True)
+    resident = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype).eval()
+    plan = plan_targets(resident, TensorNaming.for_config(resident.config), process_output=True)
+    expected = Statistics(plan.shapes(), "cpu")
+    expected_ppl = run_resident(resident, chunks, plan, expected, options)
+    skeleton, loader = load_skeleton(folder, "bf16" if dtype == torch.bfloat16 else "fp32", torch.device("cpu"))
+    assert skeleton.lm_head.weight.dtype == dtype
+    plan = plan_targets(skeleton, TensorNaming.for_config(skeleton.config), process_output=True)
+    stats = Statistics(plan.shapes(), "cpu")
+    perplexity, _ = run_sequential(skeleton, loader, chunks, plan, stats, options)
+    assert "output.weight" in stats.sums and int(stats.counts["output.weight"][0]) == 3 * CTX
+    for key in expected.sums:
+        assert torch.equal(stats.sums[key], expected.sums[key]), key
+    assert perplexity.per_chunk == expected_ppl.per_chunk
