@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from types import ModuleType
 
 from logminer.formats import load_formats
+from logminer.redact import redact_text
 from logminer.schema import Rejected, Session, Skipped
 from logminer.sources import SourceError, SourceFile, expand_inputs
 
@@ -97,6 +98,9 @@ def unrecognised_reason(source: SourceFile) -> str:
 
 
 def _checked(path: str, name: str | None, event: Event, strict: bool) -> tuple[str, str | None, Event]:
+    """The event as read_inputs yields it; under strict, a Rejected becomes a SourceError whose message is
+    redacted like the report (a reason may quote the offending text, e.g. the keys of an unknown JSON shape)."""
     if strict and isinstance(event, Rejected):
-        raise SourceError(event.source_file, f"line {event.line}: {event.reason}")
+        where = f"line {event.line}: " if event.line else ""
+        raise SourceError(redact_text(event.source_file), f"{where}{redact_text(event.reason)}")
     return path, name, event

@@ -172,12 +172,25 @@ def test_cli_ingest_inspect_validate(tmp_path, example_logs):
     assert result.exit_code == 1 and "no such file" in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("args", [["--strict"]])
-def test_cli_strict_stops_at_first_rejection(tmp_path, args):
+def test_cli_strict_stops_at_first_rejection(tmp_path):
     logs = write_secret_logs(tmp_path / "logs")
-    result = CliRunner().invoke(main, ["ingest", str(logs), "-o", str(tmp_path / "o.parquet"), *args])
-    assert result.exit_code == 1 and "line 2" in result.output
+    result = CliRunner().invoke(main, ["ingest", str(logs), "-o", str(tmp_path / "o.parquet"), "--strict"])
+    assert result.exit_code == 1 and "chats.jsonl: line 2: invalid JSON" in result.output
+    assert "Traceback" not in result.output
     assert not (tmp_path / "o.parquet").exists()
+
+
+@pytest.mark.parametrize("command", ["ingest", "inspect"])
+def test_cli_strict_error_is_redacted_like_the_report(tmp_path, command):
+    aws_key = next(value for kind, value, _ in PLANTED if kind == "aws_access_key")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "odd.json").write_text(json.dumps({aws_key: 1, "foo": 2}))  # unknown shape: the reason lists its keys
+    extra = ["-o", str(tmp_path / "o.parquet")] if command == "ingest" else []
+    result = CliRunner().invoke(main, [command, str(logs), "--strict", *extra])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "odd.json: JSON of an unknown shape (keys: <SECRET:aws_access_key>, foo)" in result.output
+    assert aws_key not in result.output
 
 
 def test_cli_source_reads_the_agent_default_folder(tmp_path, example_logs):
