@@ -105,6 +105,16 @@ def test_bad_model_is_a_clear_error_and_writes_nothing(args, message, text_file,
     assert "Traceback" not in result.output and not out.exists()
 
 
+def test_corrupt_model_folder_is_a_clear_error(text_file, tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "config.json").write_text("{not json")
+    out = tmp_path / "never.gguf"
+    result = invoke(folder, "--data", text_file, "-o", out, "-c", CTX)
+    assert result.exit_code != 0 and str(folder) in result.output
+    assert "Traceback" not in result.output and not out.exists()
+
+
 def test_short_text_is_a_clear_error(tiny_model, tmp_path):
     folder, _ = tiny_model
     short = tmp_path / "short.txt"
