@@ -124,7 +124,7 @@ def _run_collect(settings: CollectSettings, log: Callable[[str], None], resource
     try:
         perplexity = dispatch.run_chunks(settings, source, model, chunks, plan, stats, options, datasets, save, log)
     except NonFiniteError as error:
-        raise ImatrixFileError(f"{error}; nothing written") from None
+        raise ImatrixFileError(f"{error}; the output file was not (re)written") from None
     elapsed = time.perf_counter() - started
     if not dispatch.is_writer():
         return []
