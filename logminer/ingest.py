@@ -32,7 +32,7 @@ from logminer.formats import load_formats
 from logminer.redact import redact_session
 from logminer.render import count_tokens, render_session
 from logminer.report import IngestReport
-from logminer.schema import SESSION_SCHEMA, Rejected, Session, Skipped, session_to_row
+from logminer.schema import SESSION_SCHEMA, Session, session_to_row
 from logminer.score import infer_tools, score_session
 from logminer.sources import expand_inputs
 
@@ -124,18 +124,15 @@ def ingest_rows(inputs: list[str], options: IngestOptions, report: IngestReport,
             current = path
             if on_source is not None:
                 on_source(path)
-        if isinstance(event, Rejected):
-            report.rejected(path, fmt, event)
-        elif isinstance(event, Skipped):
-            report.skipped(path, fmt, event)
+        session = report.read(path, fmt, event)
+        if session is None:
+            continue
+        row, reason = process_session(session, options, report)
+        if row is None:
+            report.filtered(path, fmt, reason or "filtered", session.records)
         else:
-            report.session_read(path, fmt)
-            row, reason = process_session(event, options, report)
-            if row is None:
-                report.filtered(path, fmt, reason or "filtered", event.records)
-            else:
-                report.kept(path, fmt, event)
-                yield row
+            report.kept(path, fmt, session)
+            yield row
 
 
 def input_units(inputs: list[str]) -> list[str]:

@@ -72,6 +72,18 @@ class IngestReport:
     def session_read(self, path: str, fmt: str | None) -> None:
         self.stats(path, fmt).sessions_read += 1
 
+    def read(self, path: str, fmt: str | None, event: Session | Skipped | Rejected) -> Session | None:
+        """Count one reader event: Rejected and Skipped land in their bucket here; a Session is counted as read and
+        returned, for the caller to keep (`kept`) or filter (`filtered`)."""
+        if isinstance(event, Rejected):
+            self.rejected(path, fmt, event)
+        elif isinstance(event, Skipped):
+            self.skipped(path, fmt, event)
+        else:
+            self.session_read(path, fmt)
+            return event
+        return None
+
     def kept(self, path: str, fmt: str | None, session: Session) -> None:
         stats = self.stats(path, fmt)
         stats.sessions_kept += 1

@@ -143,19 +143,14 @@ def inspect(raw, as_json, strict) -> None:
     """Per file: detected format, sessions, turns, tool calls, rejections with reasons. Writes nothing."""
     from logminer.detect import read_inputs
     from logminer.report import IngestReport
-    from logminer.schema import Rejected, Skipped
     from logminer.sources import SourceError
 
     report = IngestReport()
     try:
         for path, fmt, event in read_inputs(list(raw), strict=strict):
-            if isinstance(event, Rejected):
-                report.rejected(path, fmt, event)
-            elif isinstance(event, Skipped):
-                report.skipped(path, fmt, event)
-            else:
-                report.session_read(path, fmt)
-                report.kept(path, fmt, event)
+            session = report.read(path, fmt, event)
+            if session is not None:
+                report.kept(path, fmt, session)
     except SourceError as error:
         raise click.ClickException(str(error)) from error
     lines_by_file: dict[str, list[dict]] = {}
@@ -172,9 +167,10 @@ def inspect(raw, as_json, strict) -> None:
         click.echo(f"{path}\t{stats.format}\tsessions={row['sessions']}\tturns={row['turns']}\t"
                    f"tool_calls={row['tool_calls']}\trecords={row['records']}")
         for item in row["rejections"]:
-            click.echo(f"  rejected line {item['line']}: {item['reason']}")
+            where = f"line {item['line']}" if item["line"] else "whole file"
+            click.echo(f"  rejected ({where}): {item['reason']}")
         for reason, records in row["skipped"].items():
-            click.echo(f"  {records} records {reason}")
+            click.echo(f"  {records} record{'' if records == 1 else 's'} {reason}")
 
 
 @click.command()

@@ -205,3 +205,20 @@ def test_cli_source_reads_the_agent_default_folder(tmp_path, example_logs):
     assert list(formats) == ["codex"] and formats["codex"]["sessions_kept"] >= 1
     result = runner.invoke(main, ["ingest", "--source", "claude", "-o", str(out)], env=env)
     assert result.exit_code == 1 and "no log folder of 'claude'" in result.output
+
+
+def test_cli_inspect_text_lists_every_file_with_counts_and_reasons(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    (logs / "chat.jsonl").write_text(json.dumps(good) + "\n" + '{"messages": [broken\n' + json.dumps(good) + "\n")
+    (logs / "blob.bin").write_bytes(b"\x00\x01\x02\xff" * 10)
+    result = CliRunner().invoke(main, ["inspect", str(logs)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        f"{logs / 'blob.bin'}\tunknown\tsessions=0\tturns=0\ttool_calls=0\trecords=1",
+        "  rejected (whole file): binary data, not a transcript",
+        f"{logs / 'chat.jsonl'}\topenai-chat\tsessions=2\tturns=4\ttool_calls=0\trecords=3",
+        "  rejected (line 2): invalid JSON: Expecting value",
+    ]
+    assert not list(tmp_path.glob("**/*.parquet")) and not list(tmp_path.glob("**/report.json"))
