@@ -175,3 +175,39 @@ def test_resume_without_checkpoint_is_a_clear_error(tiny_folder, text_file, tmp_
     result = invoke(tiny_folder, text_file, tmp_path / "none.gguf", "--resume")
     assert result.exit_code == 1
     assert "no checkpoint to resume from" in result.output
+
+
+@pytest.mark.timeout(240)
+def test_real_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tiny_folder, tmp_path):
+    """SIGINT to a running `imatrix collect` (not an injected exception): checkpoint, exit 1, resume == uninterrupted."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    text = tmp_path / "long.txt"
+    text.write_text(words(400 * CTX + 5) + "\n")
+    script = Path(sys.executable).with_name("imatrix")
+    reference, out = tmp_path / "reference.gguf", tmp_path / "out.gguf"
+    args = ["collect", str(tiny_folder), "--data", str(text), "-c", str(CTX), "--batch-size", "1", "--dtype", "fp32",
+            "--no-progress", "--save-every", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    assert subprocess.run([str(script), *args, "-o", str(reference)], env=env, capture_output=True).returncode == 0
+    paths = CheckpointPaths.beside(out)
+    process = subprocess.Popen([str(script), *args, "-o", str(out)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not paths.state.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr[-2000:]
+    assert "interrupted" in stderr and "rerun with --resume" in stderr
+    done = json.loads(paths.state.read_text())["next_chunk"]
+    assert 0 < done < 400
+    resumed = subprocess.run([str(script), *args, "-o", str(out), "--resume"], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"chunks 0..{done - 1} done" in resumed.stderr
+    assert out.read_bytes() == reference.read_bytes()
