@@ -30,7 +30,7 @@ from logminer.clean import clean_session, truncate_to_tokens
 from logminer.detect import claimed_folders, read_inputs
 from logminer.formats import load_formats
 from logminer.redact import redact_session
-from logminer.render import count_tokens, render_session
+from logminer.render import RenderError, count_tokens, render_session
 from logminer.report import IngestReport
 from logminer.schema import SESSION_SCHEMA, Session, session_to_row
 from logminer.score import infer_tools, score_session
@@ -94,13 +94,16 @@ def process_session(session: Session, options: IngestOptions, report: IngestRepo
     def count(candidate: Session) -> int:
         return session_tokens(candidate, options)
 
-    if options.max_tokens is not None:
-        truncate_to_tokens(session, options.max_tokens, count, report.cleaning)
-        if not session.turns:
-            return None, f"longer than --max-tokens {options.max_tokens} at its first boundary"
-    if len(session.turns) < options.min_turns:
-        return None, f"fewer than --min-turns {options.min_turns} turns"
-    tokens = count(session)
+    try:
+        if options.max_tokens is not None:
+            truncate_to_tokens(session, options.max_tokens, count, report.cleaning)
+            if not session.turns:
+                return None, f"longer than --max-tokens {options.max_tokens} at its first boundary"
+        if len(session.turns) < options.min_turns:
+            return None, f"fewer than --min-turns {options.min_turns} turns"
+        tokens = count(session)
+    except RenderError as error:  # the --tokenizer's chat template refuses this session
+        return None, f"chat template cannot render it: {error.detail}"
     if tokens < options.min_tokens:
         return None, f"fewer than --min-tokens {options.min_tokens} tokens"
     score = score_session(session, tokens)

@@ -46,7 +46,11 @@ BYTES_PER_TOKEN = 4  # estimate used when no tokenizer is given
 
 
 class RenderError(Exception):
-    """A session that a chat template cannot render; the message says why."""
+    """A session that a chat template cannot render; the message says which and why, `detail` only why."""
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail or message
 
 
 def load_tokenizer(path: str | os.PathLike) -> Any:
@@ -172,18 +176,18 @@ def render_session(session: Session, tokenizer: Any = None, *, include_reasoning
             if message.get("reasoning_content"):
                 message["content"] = f"<think>{turn.reasoning}</think>\n{turn.text}"
     tools = session.tools or None
+    where = f"{session.source_file} session {session.session_id}"
     try:
         return _apply(tokenizer, messages, tools)
     except Exception as first:  # jinja TemplateError / raise_exception from the template
         if not any(hint in str(first).lower() for hint in ROLE_ERROR_HINTS):
-            raise RenderError(f"{session.source_file} session {session.session_id}: {first}") from first
+            raise RenderError(f"{where}: {first}", str(first)) from first
         try:
             return _apply(tokenizer, adapt_messages(messages), tools)
         except Exception as second:
-            raise RenderError(
-                f"{session.source_file} session {session.session_id}: template rejected the messages ({first}); "
-                f"after folding system/tool roles into user turns: {second}"
-            ) from second
+            detail = (f"template rejected the messages ({first}); "
+                      f"after folding system/tool roles into user turns: {second}")
+            raise RenderError(f"{where}: {detail}", detail) from second
 
 
 def _apply(tokenizer: Any, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> str:

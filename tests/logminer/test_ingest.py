@@ -222,3 +222,16 @@ def test_cli_inspect_text_lists_every_file_with_counts_and_reasons(tmp_path):
         "  rejected (line 2): invalid JSON: Expecting value",
     ]
     assert not list(tmp_path.glob("**/*.parquet")) and not list(tmp_path.glob("**/report.json"))
+
+
+def test_sessions_a_chat_template_refuses_are_filtered_with_the_reason(tmp_path, example_logs):
+    refusing = save_tiny_tokenizer(tmp_path / "tok", "{{ raise_exception('this template renders nothing') }}")
+    out = tmp_path / "out" / "sessions.parquet"
+    result = CliRunner().invoke(main, ["ingest", str(example_logs / "openai-chat"), "-o", str(out),
+                                       "--tokenizer", str(refusing)])
+    assert result.exit_code == 0, result.output
+    totals = json.loads((out.parent / "report.json").read_text())["totals"]
+    assert totals["sessions_kept"] == 0 and totals["records_rejected"] == 0
+    reason = "chat template cannot render it: this template renders nothing"
+    assert totals["filtered_by_reason"] == {reason: totals["records"]} and totals["records"] == 5
+    assert pl.read_parquet(out).height == 0
