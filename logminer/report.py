@@ -92,10 +92,10 @@ class IngestReport:
         stats.records_kept += session.records
 
     def filtered(self, path: str, fmt: str | None, reason: str, records: int) -> None:
-        self.stats(path, fmt).filtered[reason] += records
+        self.stats(path, fmt).filtered[redact_text(reason)] += records
 
     def skipped(self, path: str, fmt: str | None, event: Skipped) -> None:
-        self.filtered(path, fmt, f"skipped: {redact_text(event.reason)}", event.records)
+        self.filtered(path, fmt, f"skipped: {event.reason}", event.records)
 
     def rejected(self, path: str, fmt: str | None, event: Rejected) -> None:
         reason = redact_text(event.reason)
