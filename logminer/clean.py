@@ -18,9 +18,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 
-from logminer.schema import Session, ToolCall, Turn
+from logminer.schema import BROKEN_TOOL_JSON, Session, ToolCall, Turn
 
-BROKEN_TOOL_JSON = "broken_tool_json"
 TRUNCATED = "truncated"
 OUTPUT_MARKER = "[tool output: {name}]"
 CHANGES = (

@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 ROLES = ("system", "user", "assistant", "tool")
+BROKEN_TOOL_JSON = "broken_tool_json"  # session flag: some tool-call arguments are not valid JSON (kept as text)
 
 
 @dataclass

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from logminer.schema import Session
+from logminer.schema import BROKEN_TOOL_JSON, Session
 
 CODE_LINE = re.compile(
     r"^(?:[ \t]{4,}\S|\s*(?:def |class |import |from \S+ import|return\b|if \(|for \(|#include|function |const |let "
@@ -95,7 +95,7 @@ def score_session(session: Session, tokens: int) -> Score:
     }
     reasons = [explanations[name] for name, value in components.items() if value < 1]
     value = sum(components.values()) / len(components)
-    if "broken_tool_json" in session.flags:
+    if BROKEN_TOOL_JSON in session.flags:
         value *= 0.8
         reasons.append("broken tool-call JSON")
     return Score(round(value, 6), reasons, metrics)

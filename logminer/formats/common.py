@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from logminer.schema import ToolCall, Turn, canonical_arguments
+from logminer.schema import BROKEN_TOOL_JSON, ToolCall, Turn, canonical_arguments
 
-BROKEN_TOOL_JSON = "broken_tool_json"
 NON_TEXT_DROPPED = "non_text_content_dropped"  # images, documents, audio: not calibration text
 ROLE_ALIASES = {"developer": "system", "human": "user", "model": "assistant", "function": "tool"}
 

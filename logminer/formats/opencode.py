@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from logminer.formats.common import content_text, make_tool_call
+from logminer.formats.common import content_text, make_tool_call, session_flags
 from logminer.formats.jsondoc import iso_from_epoch_ms
 from logminer.schema import Rejected, Session, Skipped, Turn
 from logminer.sources import SourceError, SourceFile
@@ -135,8 +135,7 @@ def _session(root: str, session_file: str, consumed: set[str]) -> Iterator[Event
         session.turns += _message_turns(message, parts)
         if message.get("role") == "assistant" and isinstance(message.get("modelID"), str):
             session.model = message["modelID"]
-    if any(not call.arguments_valid for turn in session.turns for call in turn.tool_calls):
-        session.flags.append("broken_tool_json")
+    session.flags = session_flags(session.turns, set(session.flags))
     yield session
 
 

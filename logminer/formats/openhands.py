@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from logminer.formats.common import make_tool_call
+from logminer.formats.common import make_tool_call, session_flags
 from logminer.formats.jsondoc import (
     DocumentError,
     content_hash,
@@ -122,8 +122,7 @@ def _session(
     if stamps:
         session.started_at, session.ended_at = stamps[0], stamps[-1]
     session.metadata = _metadata(record)
-    if any(not call.arguments_valid for turn in turns for call in turn.tool_calls):
-        session.flags.append("broken_tool_json")
+    session.flags = session_flags(turns, set(session.flags))
     return session
 
 

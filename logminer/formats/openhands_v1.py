@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from logminer.formats.common import content_text, make_tool_call
+from logminer.formats.common import content_text, make_tool_call, session_flags
 from logminer.formats.jsondoc import content_hash, first_json_line, iter_json_lines, stable_id
 from logminer.schema import Rejected, Session, Skipped, Turn
 from logminer.sources import SourceError, SourceFile
@@ -164,8 +164,7 @@ def _session(path: str, events: list[dict[str, Any]], session_id: str) -> Sessio
             session.started_at = session.started_at or stamp
             session.ended_at = stamp
         session.model = session.model or _model_of(event)
-    if any(not call.arguments_valid for turn in session.turns for call in turn.tool_calls):
-        session.flags.append("broken_tool_json")
+    session.flags = session_flags(session.turns, set(session.flags))
     return session
 
 

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from logminer.formats.common import content_text, make_tool_call
+from logminer.formats.common import content_text, make_tool_call, session_flags
 from logminer.formats.jsondoc import (
     DocumentError,
     head_objects,
@@ -95,8 +95,7 @@ def parse(source: SourceFile) -> Iterator[Event]:
             session.model = record["model"]
     first = records[0][1]
     session.metadata = {key: first[key] for key in ("cwd", "version", "gitBranch") if isinstance(first.get(key), str)}
-    if any(not call.arguments_valid for turn in session.turns for call in turn.tool_calls):
-        session.flags.append("broken_tool_json")
+    session.flags = session_flags(session.turns, set(session.flags))
     yield session
 
 
@@ -182,8 +181,7 @@ def _parse_chat_file(source: SourceFile) -> Iterator[Event]:
         elif kind in ("qwen", "gemini", "assistant"):
             session.turns += _chat_file_reply(message, stamp)
             session.model = message.get("model") if isinstance(message.get("model"), str) else session.model
-    if any(not call.arguments_valid for turn in session.turns for call in turn.tool_calls):
-        session.flags.append("broken_tool_json")
+    session.flags = session_flags(session.turns, set(session.flags))
     yield session
 
 
