@@ -7,6 +7,10 @@ llama.cpp's own quantizer (imatrix.ggml_quant), dequantize, and score Σ_i E_val
 type of every tensor comes from a real llama-quantize output (see `final_types_*`), so fallbacks (640 columns →
 IQ4_NL / Q5_0), ftype mixtures (first ffn_down at Q2_K, attn_v bumps) and tensors copied unchanged are all scored as
 llama-quantize will really treat them.
+
+Scope: one α per tensor (hybrid.mix takes one α per tensor); for MoE tensors the error is summed over experts, and an
+expert never routed on the validation text weighs nothing. Weights come from a GGUF (the file llama-quantize will
+read); Hugging Face checkpoints are not read here.
 """
 
 from __future__ import annotations
