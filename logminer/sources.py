@@ -68,12 +68,12 @@ class SourceFile:
     def text(self) -> str:
         """The whole file as text: UTF-8 (BOM stripped), else UTF-16 with a BOM; undecodable bytes are an error."""
         data = self.data
-        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-            return data.decode("utf-16")
+        encoding = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
         try:
-            return data.decode("utf-8-sig")
+            return data.decode(encoding)
         except UnicodeDecodeError as error:
-            raise SourceError(self.path, f"not UTF-8 text (byte {error.start})") from error
+            name = "UTF-16" if encoding == "utf-16" else "UTF-8"
+            raise SourceError(self.path, f"not {name} text (byte {error.start})") from error
 
     @cached_property
     def head(self) -> str:

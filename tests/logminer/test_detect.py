@@ -8,7 +8,7 @@ import pytest
 
 from logminer.detect import claimed_folders, detect_format, read_inputs
 from logminer.formats import FORMAT_MODULES, load_formats
-from logminer.schema import Session
+from logminer.schema import Rejected, Session
 from logminer.sources import SourceFile, expand_inputs
 
 # real-logs folder → (module, expected NAME); a row whose module is not registered yet is skipped
@@ -97,3 +97,21 @@ def test_binary_garbage_is_rejected(tmp_path):
     blob.write_bytes(bytes(range(256)) * 4)
     [(_, name, event)] = list(read_inputs([str(blob)]))
     assert name is None and event.reason == "binary data, not a transcript"
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"\xff\xfe{\x00\"\x00a", "not UTF-16 text (byte 6)"),  # odd length: the byte after BOM, `{`, `"` is half a unit
+    (b"\xff\xfe\x00\xd8{\x00", "not UTF-16 text (byte 2)"),  # a lone surrogate
+])
+def test_broken_utf16_is_rejected_with_the_byte(tmp_path, data, reason):
+    path = tmp_path / "odd.json"
+    path.write_bytes(data)
+    [(_, name, event)] = list(read_inputs([str(path)]))
+    assert isinstance(event, Rejected) and (event.line, event.reason) == (0, reason)
+
+
+def test_utf16_with_bom_is_read(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_bytes("first line\nsecond line\n".encode("utf-16"))
+    [(_, name, event)] = list(read_inputs([str(path)]))
+    assert name == "plain-text" and isinstance(event, Session) and "second line" in event.turns[0].text
