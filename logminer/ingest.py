@@ -54,6 +54,10 @@ REPORT_NAME = "report.json"
 OUTPUT_ROW_GROUP = 64  # sessions per row group of the output parquet
 
 
+class OutputError(Exception):
+    """The output cannot be written where it was asked for; the message names the path and the reason."""
+
+
 @dataclass
 class IngestOptions:
     """Filters and rendering choices of one ingest run (recorded in report.json)."""
@@ -180,11 +184,15 @@ def ingest(inputs: list[str], output: str | os.PathLike, options: IngestOptions,
            on_source: Callable[[str], None] | None = None) -> IngestReport:
     """Run the pipeline and write `output` (parquet) and report.json beside it, both atomically."""
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        parts_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.parts.", dir=output.parent))
+    except OSError as error:
+        where = f"{error.filename}: {error.strerror}" if error.filename and error.strerror else str(error)
+        raise OutputError(f"{output}: cannot write there ({where})") from error
     report = IngestReport(options=options.describe())
-    parallel = options.jobs > 1 and _input_bytes(inputs) >= options.parallel_min_bytes
+    parallel = options.jobs > 1 and sum(input_sizes(inputs).values()) >= options.parallel_min_bytes
     produce = parallel_rows if parallel else ingest_rows
-    parts_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.parts.", dir=output.parent))
     try:
         rows = produce(inputs, options, report, on_source)
         parts = _write_parts(rows, parts_dir, options.batch_size, options.batch_chars)
@@ -195,8 +203,15 @@ def ingest(inputs: list[str], output: str | os.PathLike, options: IngestOptions,
     return report
 
 
-def _input_bytes(inputs: list[str]) -> int:
-    return sum(os.path.getsize(path) for path in expand_inputs(inputs))
+def input_sizes(inputs: list[str]) -> dict[str, int]:
+    """Bytes of every input file; 0 for one that cannot be read (a broken link: its reader rejects it, saying why)."""
+    sizes = {}
+    for path in expand_inputs(inputs):
+        try:
+            sizes[path] = os.path.getsize(path)
+        except OSError:
+            sizes[path] = 0
+    return sizes
 
 
 def _write_parts(rows: Iterator[dict], folder: Path, batch_size: int, batch_chars: int) -> list[Path]:

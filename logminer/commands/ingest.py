@@ -35,10 +35,9 @@ def _progress(paths: list[str], label: str) -> tuple[Callable[[str], None], Call
     """A tqdm bar over input bytes (rate and ETA); returns (advance to this source, close)."""
     from tqdm import tqdm
 
-    from logminer.sources import expand_inputs
+    from logminer.ingest import input_sizes
 
-    files = expand_inputs(paths)
-    sizes = {path: os.path.getsize(path) for path in files}
+    sizes = input_sizes(paths)
     bar = tqdm(total=sum(sizes.values()), unit="B", unit_scale=True, desc=label, disable=None, dynamic_ncols=True)
     done: set[str] = set()
 
@@ -100,7 +99,7 @@ def _load_tokenizer(path: str | None):
 def ingest(raw, output, source, inputs, strict, min_score, min_turns, min_tokens, max_tokens, tokenizer,
            include_reasoning, batch_size, jobs) -> None:
     """Read RAW agent logs into one redacted, cleaned, scored sessions table plus report.json beside it."""
-    from logminer.ingest import IngestOptions
+    from logminer.ingest import IngestOptions, OutputError
     from logminer.ingest import ingest as run_ingest
     from logminer.render import has_chat_template
     from logminer.sources import SourceError
@@ -119,7 +118,7 @@ def ingest(raw, output, source, inputs, strict, min_score, min_turns, min_tokens
             report = run_ingest(paths, output, options, on_source=advance)
         finally:
             close()
-    except SourceError as error:
+    except (SourceError, OutputError) as error:
         raise click.ClickException(str(error)) from error
     totals = report.totals()
     click.echo(

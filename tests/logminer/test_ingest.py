@@ -235,3 +235,22 @@ def test_sessions_a_chat_template_refuses_are_filtered_with_the_reason(tmp_path,
     reason = "chat template cannot render it: this template renders nothing"
     assert totals["filtered_by_reason"] == {reason: totals["records"]} and totals["records"] == 5
     assert pl.read_parquet(out).height == 0
+
+
+def test_cli_unwritable_output_and_broken_links_are_clean_errors(tmp_path, example_logs):
+    logs = tmp_path / "logs"
+    shutil.copytree(example_logs / "sharegpt", logs)
+    (logs / "broken.jsonl").symlink_to(tmp_path / "nowhere")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    runner = CliRunner()
+    result = runner.invoke(main, ["ingest", str(logs), "-o", str(blocker / "sessions.parquet")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{blocker / 'sessions.parquet'}: cannot write there ({blocker}: File exists)" in result.output
+    out = tmp_path / "out" / "sessions.parquet"
+    result = runner.invoke(main, ["ingest", str(logs), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out.parent / "report.json").read_text())
+    assert report["rejections"] == [{"file": str(logs / "broken.jsonl"), "line": 0,
+                                     "reason": "cannot read: No such file or directory"}]
+    assert report["totals"]["sessions_kept"] == 2
