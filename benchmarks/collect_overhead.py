@@ -36,12 +36,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _one_pass(model, chunks: torch.Tensor, batch: int, plan=None) -> float:
-    """Seconds for one pass over `chunks`: plain when plan is None, else collecting into fresh statistics."""
+def _one_pass(model, chunks: torch.Tensor, batch: int, plan=None) -> tuple[float, float]:
+    """(wall, process CPU) seconds for one pass over `chunks`: plain when plan is None, else collecting.
+
+    CPU seconds are reported beside wall time because the development machine is shared: wall time there swings with
+    other processes' load, CPU time much less."""
     device = chunks.device
     stats = Statistics(plan.shapes(), device) if plan is not None else None
     _sync(device)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with torch.no_grad():
         if plan is None:
             for i in range(0, len(chunks), batch):
@@ -52,27 +55,30 @@ def _one_pass(model, chunks: torch.Tensor, batch: int, plan=None) -> float:
                     model(input_ids=chunks[i:i + batch], use_cache=False, logits_to_keep=1)
                     stats.first_nonfinite()  # the runner's once-per-batch check is part of the cost
     _sync(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu_start
 
 
-def time_pair(model, chunks: torch.Tensor, batch: int, plan, repeats: int) -> tuple[float, float]:
-    """Median plain and collecting seconds, interleaved so both see the same machine load; a warm-up pass first."""
+def time_pair(model, chunks: torch.Tensor, batch: int, plan, repeats: int) -> tuple[tuple, tuple]:
+    """Median (wall, cpu) of plain and collecting passes, interleaved so both see the same load; warm-up first."""
     _one_pass(model, chunks, batch), _one_pass(model, chunks, batch, plan)
     plain, collect = [], []
     for _ in range(repeats):
         plain.append(_one_pass(model, chunks, batch))
         collect.append(_one_pass(model, chunks, batch, plan))
-    return statistics.median(plain), statistics.median(collect)
+
+    def medians(runs):
+        return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+    return medians(plain), medians(collect)
 
 
 def compare(label: str, model, chunks: torch.Tensor, batch: int, repeats: int) -> None:
     plan = plan_targets(model, TensorNaming.for_config(model.config))
     tokens = chunks.numel()
-    plain, collect = time_pair(model, chunks, batch, plan, repeats)
+    (plain, plain_cpu), (collect, collect_cpu) = time_pair(model, chunks, batch, plan, repeats)
     print(f"{label}: {len(chunks)} chunks x {chunks.shape[1]} tokens, batch {batch}, {len(plan.dense)} hooked linears")
-    print(f"  plain      {tokens / plain:10.1f} tokens/s ({plain:.3f} s)")
-    print(f"  collecting {tokens / collect:10.1f} tokens/s ({collect:.3f} s)")
-    print(f"  ratio collecting/plain = {collect / plain:.3f}")
+    print(f"  plain      {tokens / plain:10.1f} tokens/s ({plain:.3f} s wall, {plain_cpu:.3f} s CPU)")
+    print(f"  collecting {tokens / collect:10.1f} tokens/s ({collect:.3f} s wall, {collect_cpu:.3f} s CPU)")
+    print(f"  ratio collecting/plain = {collect / plain:.3f} wall, {collect_cpu / plain_cpu:.3f} CPU time")
 
 
 def cpu_llama(repeats: int) -> None:
@@ -113,7 +119,7 @@ def gemma_270m(run_llama: bool) -> None:
     model = load_model(source, ModelOptions())
     plan = plan_targets(model, TensorNaming.for_config(model.config))
     batch = RunOptions().chunks_per_batch(128)
-    plain = statistics.median(_one_pass(model, torch.from_numpy(chunks), batch) for _ in range(2))
+    plain = statistics.median(_one_pass(model, torch.from_numpy(chunks), batch)[0] for _ in range(2))
     start = time.perf_counter()
     ppl = run_resident(model, chunks, plan, Statistics(plan.shapes(), "cpu"), RunOptions(progress=False))
     collect = time.perf_counter() - start

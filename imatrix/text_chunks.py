@@ -93,7 +93,8 @@ def resolve_add_bos(tokenizer, gguf_add_bos: bool | None, source: str) -> tuple[
 
 def tokenize(text: str, tokenizer, *, parse_special: bool, add_bos: bool) -> Tokenized:
     """common_tokenize(text, add_special=true, parse_special): BOS once at the start, no other special tokens added."""
-    encoded = tokenizer(text, add_special_tokens=False, split_special_tokens=not parse_special)["input_ids"]
+    encoded = tokenizer(text, add_special_tokens=False, split_special_tokens=not parse_special,
+                        verbose=False)["input_ids"]  # verbose=False: no "longer than model_max_length" warning
     bos = tokenizer.bos_token_id if add_bos else None
     ids = ([bos] if add_bos else []) + list(encoded)
     return Tokenized(np.asarray(ids, dtype=np.int64), add_bos, bos)
