@@ -14,11 +14,13 @@ from collections.abc import Iterator
 from types import ModuleType
 
 from logminer.formats import load_formats
+from logminer.formats.jsondoc import loads
 from logminer.redact import redact_text
 from logminer.schema import Rejected, Session, Skipped
 from logminer.sources import SourceError, SourceFile, expand_inputs
 
 Event = Session | Skipped | Rejected
+TOO_DEEP = "JSON nested too deeply to read"
 
 
 def claimed_folders(paths: list[str], formats: list[ModuleType]) -> dict[str, ModuleType]:
@@ -51,8 +53,11 @@ def read_inputs(inputs: list[str], *, strict: bool = False) -> Iterator[tuple[st
     paths = expand_inputs(inputs)
     folders = claimed_folders(paths, formats)
     for folder, owner in folders.items():
-        for event in owner.parse_dir(folder):
-            yield _checked(folder, owner.NAME, event, strict)
+        try:
+            for event in owner.parse_dir(folder):
+                yield _checked(folder, owner.NAME, event, strict)
+        except RecursionError:
+            yield _checked(folder, owner.NAME, Rejected(folder, 0, TOO_DEEP), strict)
     for path in paths:
         if any(path.startswith(folder + os.sep) for folder in folders):
             continue
@@ -61,6 +66,9 @@ def read_inputs(inputs: list[str], *, strict: bool = False) -> Iterator[tuple[st
             fmt = detect_format(source, formats)
         except SourceError as error:
             yield _checked(path, None, Rejected(path, 0, error.reason), strict)
+            continue
+        except RecursionError:
+            yield _checked(path, None, Rejected(path, 0, TOO_DEEP), strict)
             continue
         if fmt is None:
             reason = unrecognised_reason(source)
@@ -71,6 +79,8 @@ def read_inputs(inputs: list[str], *, strict: bool = False) -> Iterator[tuple[st
                 yield _checked(path, fmt.NAME, event, strict)
         except SourceError as error:
             yield _checked(path, fmt.NAME, Rejected(path, 0, error.reason), strict)
+        except RecursionError:  # a value nested deeper than a reader's recursion can follow
+            yield _checked(path, fmt.NAME, Rejected(path, 0, TOO_DEEP), strict)
 
 
 def unrecognised_reason(source: SourceFile) -> str:
@@ -82,11 +92,11 @@ def unrecognised_reason(source: SourceFile) -> str:
         if first not in ("{", "["):
             return "unknown format"
         try:
-            document = json.loads(source.text)
+            document = loads(source.text)
         except json.JSONDecodeError as error:
             line = source.text.splitlines()[0] if source.text else ""
             try:  # JSONL whose first line parses: the shape is unknown, not broken
-                document = json.loads(line)
+                document = loads(line)
             except json.JSONDecodeError:
                 return f"malformed or truncated JSON (line {error.lineno}, column {error.colno}: {error.msg})"
     except SourceError as error:

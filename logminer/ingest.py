@@ -29,12 +29,12 @@ from logminer.atomic import write_atomic, write_with
 from logminer.clean import clean_session, truncate_to_tokens
 from logminer.detect import claimed_folders, read_inputs
 from logminer.formats import load_formats
-from logminer.redact import redact_session
+from logminer.redact import redact_session, redact_text
 from logminer.render import RenderError, count_tokens, render_session
 from logminer.report import IngestReport
-from logminer.schema import SESSION_SCHEMA, Session, session_to_row
+from logminer.schema import SESSION_SCHEMA, Rejected, Session, session_to_row
 from logminer.score import infer_tools, score_session
-from logminer.sources import expand_inputs
+from logminer.sources import SourceError, expand_inputs
 
 # SESSION_SCHEMA extended with what ingest computes; readers of sessions.parquet may ignore these columns
 INGEST_SCHEMA: dict[str, pl.DataType] = {
@@ -134,7 +134,15 @@ def ingest_rows(inputs: list[str], options: IngestOptions, report: IngestReport,
         session = report.read(path, fmt, event)
         if session is None:
             continue
-        row, reason = process_session(session, options, report)
+        try:
+            row, reason = process_session(session, options, report)
+        except RecursionError:  # JSON values nested deeper than redaction / schema inference can follow
+            too_deep = Rejected(session.source_file, session.line_start, "values nested too deeply to process",
+                                records=session.records)
+            if options.strict:
+                raise SourceError(redact_text(path), f"line {too_deep.line}: {too_deep.reason}") from None
+            report.rejected(path, fmt, too_deep)
+            continue
         if row is None:
             report.filtered(path, fmt, reason or "filtered", session.records)
         else:

@@ -159,6 +159,6 @@ def canonical_arguments(arguments: Any) -> tuple[str, bool]:
     if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: nested deeper than Python can follow
             return arguments, False
     return json.dumps(arguments, sort_keys=True, ensure_ascii=False), True

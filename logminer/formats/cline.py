@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from logminer.formats.common import anthropic_turns, session_flags
-from logminer.formats.jsondoc import iso_from_epoch_ms, stable_id
+from logminer.formats.jsondoc import iso_from_epoch_ms, loads, stable_id
 from logminer.schema import Rejected, Session, Skipped
 from logminer.sources import SourceError, SourceFile
 
@@ -69,7 +69,7 @@ def parse_dir(path: str) -> Iterator[Event]:
 
 def _history(file_path: str, task_id: str, metadata: Any) -> Iterator[Event]:
     try:
-        messages = json.loads(SourceFile.open(file_path).text)
+        messages = loads(SourceFile.open(file_path).text)
     except SourceError as error:
         yield Rejected(file_path, 0, error.reason)
         return
@@ -120,6 +120,6 @@ def _model(messages: list[dict[str, Any]], metadata: Any) -> str | None:
 
 def _read_json(path: str) -> Any:
     try:
-        return json.loads(SourceFile.open(path).text)
+        return loads(SourceFile.open(path).text)
     except (SourceError, json.JSONDecodeError):
         return None

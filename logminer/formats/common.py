@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from logminer.formats.jsondoc import loads
 from logminer.schema import BROKEN_TOOL_JSON, ToolCall, Turn, canonical_arguments
 
 NON_TEXT_DROPPED = "non_text_content_dropped"  # images, documents, audio: not calibration text
@@ -119,7 +120,7 @@ def _typed_part_call(part: dict[str, Any]) -> ToolCall:
     value = part.get("value", part.get("tool_call"))
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = loads(value)
         except ValueError:
             return make_tool_call("", value)
     if not isinstance(value, dict):
@@ -237,7 +238,7 @@ def tool_definitions(tools: Any) -> list[dict[str, Any]]:
     """
     if isinstance(tools, str):
         try:
-            tools = json.loads(tools)
+            tools = loads(tools)
         except ValueError:
             return []
     if isinstance(tools, dict):

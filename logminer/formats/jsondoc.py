@@ -23,6 +23,14 @@ _FIRST_VALUE = re.compile(r"\s*([\[{])")
 FIRST_LINE_LIMIT = 16 * 1024 * 1024  # sniffing decodes at most this much of a long first line
 
 
+def loads(text: str | bytes) -> Any:
+    """json.loads, with nesting deeper than Python's recursion limit reported as a JSONDecodeError (line 1)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text if isinstance(text, str) else "", 0) from None
+
+
 class DocumentError(Exception):
     """A JSON document that cannot be read; `line` is 1-based (0: the whole file)."""
 
@@ -39,7 +47,7 @@ def load_document(source: SourceFile) -> Any:
     except SourceError as error:
         raise DocumentError(0, error.reason) from error
     try:
-        return json.loads(text)
+        return loads(text)
     except json.JSONDecodeError as error:
         raise DocumentError(error.lineno, f"invalid JSON: {error.msg} (column {error.colno})") from error
 
@@ -58,7 +66,7 @@ def iter_json_lines(source: SourceFile) -> Iterator[tuple[int, int, int, Any | R
             yield number, offset, end, Rejected(source.path, number, f"line longer than {MAX_LINE_BYTES} bytes")
             continue
         try:
-            value = json.loads(raw.decode("utf-8-sig"))
+            value = loads(raw.decode("utf-8-sig"))
         except UnicodeDecodeError as error:
             yield number, offset, end, Rejected(source.path, number, f"not UTF-8 text (byte {error.start})")
             continue
@@ -72,7 +80,7 @@ def first_json_line(head: str) -> Any:
     """The first line of `head` parsed as JSON, or None (sniffing JSONL without reading the file)."""
     line = head.lstrip().split("\n", 1)[0]
     try:
-        return json.loads(line)
+        return loads(line)
     except (json.JSONDecodeError, ValueError):
         return None
 
@@ -179,7 +187,7 @@ def _is_message_list(source: SourceFile) -> bool:
 
 def _is_json(text: str) -> bool:
     try:
-        json.loads(text)
+        loads(text)
     except ValueError:
         return False
     return bool(text)
@@ -193,7 +201,7 @@ def _jsonl_records(source: SourceFile) -> Iterator[Record | Rejected]:
 def _document_record(source: SourceFile, text: str) -> Record | Rejected:
     """The whole file as one record; a syntax error rejects it at the error's line."""
     try:
-        value = json.loads(text)
+        value = loads(text)
     except json.JSONDecodeError as error:
         return Rejected(source.path, error.lineno, f"invalid JSON document: {error.msg} (column {error.colno})")
     body = text.rstrip()
@@ -220,6 +228,9 @@ def _array_records(source: SourceFile, text: str) -> Iterator[Record | Rejected]
             value, end = decoder.raw_decode(text, position)
         except json.JSONDecodeError as error:
             yield Rejected(source.path, error.lineno, f"invalid JSON in array element: {error.msg}")
+            return
+        except RecursionError:
+            yield Rejected(source.path, line, "invalid JSON in array element: nested too deeply")
             return
         chunk = text[position:end]
         end_line = line + chunk.count("\n")
@@ -251,14 +262,14 @@ def first_value(source: SourceFile) -> Any:
             end = len(source.data) if len(source.data) <= FIRST_LINE_LIMIT else -1
         first_line = source.data[:end].decode("utf-8-sig", errors="replace") if end >= 0 else first_line
     try:
-        return json.loads(first_line)
+        return loads(first_line)
     except ValueError:
         pass
     try:
         if head.startswith("["):
             return json.JSONDecoder().raw_decode(head, _skip_separators(head, 1))[0]
         return json.JSONDecoder().raw_decode(head)[0]
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, RecursionError):
         return None
 
 
@@ -280,7 +291,7 @@ def head_objects(source: SourceFile, limit: int = 8) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = loads(line)
         except ValueError:
             return found
         if not isinstance(value, dict):

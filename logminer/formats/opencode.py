@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from logminer.formats.common import content_text, make_tool_call, session_flags
-from logminer.formats.jsondoc import iso_from_epoch_ms
+from logminer.formats.jsondoc import iso_from_epoch_ms, loads
 from logminer.schema import Rejected, Session, Skipped, Turn
 from logminer.sources import SourceError, SourceFile
 
@@ -85,7 +85,7 @@ def _area(root: str, file_path: str) -> str:
 
 def _read(file_path: str) -> dict[str, Any] | Rejected:
     try:
-        value = json.loads(SourceFile.open(file_path).text)
+        value = loads(SourceFile.open(file_path).text)
     except SourceError as error:
         return Rejected(file_path, 0, error.reason)
     except json.JSONDecodeError as error:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from logminer.formats.common import content_text, make_tool_call, session_flags
-from logminer.formats.jsondoc import content_hash, first_json_line, iter_json_lines, stable_id
+from logminer.formats.jsondoc import content_hash, first_json_line, iter_json_lines, loads, stable_id
 from logminer.schema import Rejected, Session, Skipped, Turn
 from logminer.sources import SourceError, SourceFile
 
@@ -106,7 +106,7 @@ def parse_dir(path: str) -> Iterator[Event]:
 def _read_event(file_path: str, *, kind_required: bool = True) -> dict[str, Any] | Rejected:
     try:
         source = SourceFile.open(file_path)
-        value = json.loads(source.text)
+        value = loads(source.text)
     except SourceError as error:
         return Rejected(file_path, 0, error.reason)
     except json.JSONDecodeError as error:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from logminer.formats.common import link_tool_results, make_tool_call, session_flags, tool_definitions
-from logminer.formats.jsondoc import ShapeError, first_dict, parse_records
+from logminer.formats.jsondoc import ShapeError, first_dict, loads, parse_records
 from logminer.schema import Rejected, Session, Skipped, ToolCall, Turn
 from logminer.sources import SourceFile
 
@@ -58,7 +58,7 @@ def conversation(value: Any) -> Session:
 def _calls(text: str) -> list[ToolCall]:
     """A function_call value: JSON {name, arguments} or a list of them; anything else is kept as invalid text."""
     try:
-        value = json.loads(text)
+        value = loads(text)
     except ValueError:
         return [make_tool_call("", text)]
     values = value if isinstance(value, list) else [value]

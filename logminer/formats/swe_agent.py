@@ -25,6 +25,7 @@ from logminer.formats.jsondoc import (
     DocumentError,
     content_hash,
     load_document,
+    loads,
     rejected_document,
     repo_from_instance_id,
     stable_id,
@@ -130,7 +131,7 @@ def _replay_config(document: dict[str, Any]) -> dict[str, Any]:
     config = document.get("replay_config")
     if isinstance(config, str):
         try:
-            config = json.loads(config)
+            config = loads(config)
         except json.JSONDecodeError:
             return {}
     return config if isinstance(config, dict) else {}
@@ -176,7 +177,7 @@ def _repo(config: dict[str, Any], document: dict[str, Any]) -> str | None:
         state = step.get("state") if isinstance(step, dict) else None
         if isinstance(state, str):
             try:
-                state = json.loads(state)
+                state = loads(state)
             except json.JSONDecodeError:
                 continue
         working_dir = state.get("working_dir") if isinstance(state, dict) else None

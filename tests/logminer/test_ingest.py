@@ -254,3 +254,30 @@ def test_cli_unwritable_output_and_broken_links_are_clean_errors(tmp_path, examp
     assert report["rejections"] == [{"file": str(logs / "broken.jsonl"), "line": 0,
                                      "reason": "cannot read: No such file or directory"}]
     assert report["totals"]["sessions_kept"] == 2
+
+
+def test_json_nested_deeper_than_python_can_follow_is_rejected_not_a_crash(tmp_path, monkeypatch):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    chat = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
+    deep = "[" * 200_000 + "]" * 200_000
+    (logs / "chats.jsonl").write_text(json.dumps(chat) + "\n" + deep + "\n" + json.dumps(chat) + "\n")
+    (logs / "deep.json").write_text('{"messages": ' + deep + "}")
+    out = tmp_path / "out" / "sessions.parquet"
+    report = ingest([str(logs)], out, IngestOptions())
+    assert report.rejections == [
+        {"file": str(logs / "chats.jsonl"), "line": 2, "reason": "invalid JSON: nested too deeply"},
+        {"file": str(logs / "deep.json"), "line": 0,
+         "reason": "malformed or truncated JSON (line 1, column 1: nested too deeply)"},
+    ]
+    assert report.totals()["records"] == 4 and report.totals()["sessions_kept"] == 2
+
+    def too_deep(*args):  # values that parse but are too deep for redaction's recursion
+        raise RecursionError
+
+    monkeypatch.setattr("logminer.ingest.process_session", too_deep)
+    report = ingest([str(logs / "chats.jsonl")], out, IngestOptions())
+    totals = report.totals()
+    assert (totals["records"], totals["records_kept"], totals["records_rejected"]) == (3, 0, 3)
+    assert totals["rejected_by_reason"] == {"invalid JSON: nested too deeply": 1,
+                                            "values nested too deeply to process": 2}

@@ -34,7 +34,8 @@ def test_buckets_add_up_and_nothing_unredacted():
         1, 1, 3, 1)
     assert totals["filtered_by_reason"] == {"score below <SECRET:aws_access_key>": 4,
                                             "skipped: summary line <SECRET:aws_access_key>": 2}
-    assert report.rejections == [{"file": "<HOME>/logs/a.jsonl", "line": 5, "reason": "bad key <SECRET:aws_access_key>"}]
+    assert report.rejections == [
+        {"file": "<HOME>/logs/a.jsonl", "line": 5, "reason": "bad key <SECRET:aws_access_key>"}]
     text = report.dumps()
     assert AWS not in text and "alice" not in text
     assert json.loads(text)["files"]["<HOME>/logs/a.jsonl"]["records"] == 10
