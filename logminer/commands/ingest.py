@@ -154,7 +154,8 @@ def inspect(raw, as_json, strict) -> None:
         raise click.ClickException(str(error)) from error
     lines_by_file: dict[str, list[dict]] = {}
     for rejection in report.rejections:
-        lines_by_file.setdefault(rejection["file"], []).append({"line": rejection["line"], "reason": rejection["reason"]})
+        lines_by_file.setdefault(rejection["file"], []).append({"line": rejection["line"],
+                                                                "reason": rejection["reason"]})
     for path, stats in sorted(report.files.items()):
         row = {"file": path, "format": stats.format, "sessions": stats.sessions_read, "turns": stats.turns_kept,
                "tool_calls": stats.tool_calls_kept, "records": stats.records,
@@ -165,11 +166,25 @@ def inspect(raw, as_json, strict) -> None:
             continue
         click.echo(f"{path}\t{stats.format}\tsessions={row['sessions']}\tturns={row['turns']}\t"
                    f"tool_calls={row['tool_calls']}\trecords={row['records']}")
-        for item in row["rejections"]:
-            where = f"line {item['line']}" if item["line"] else "whole file"
-            click.echo(f"  rejected ({where}): {item['reason']}")
+        for reason, records in row["rejected"].items():
+            lines = [item["line"] for item in row["rejections"] if item["reason"] == reason]
+            click.echo(f"  {_records(records)} rejected{_where(lines)}: {reason}")
         for reason, records in row["skipped"].items():
-            click.echo(f"  {records} record{'' if records == 1 else 's'} {reason}")
+            click.echo(f"  {_records(records)} {reason}")
+
+
+def _records(count: int) -> str:
+    return f"{count} record{'' if count == 1 else 's'}"
+
+
+def _where(lines: list[int], shown: int = 8) -> str:
+    """' (line 2)', ' (lines 2, 5, ...)', ' (whole file)'; '' when the report's capped list holds none of them."""
+    if not lines:
+        return ""
+    if lines == [0]:
+        return " (whole file)"
+    listed = ", ".join(str(line) for line in lines[:shown]) + (", ..." if len(lines) > shown else "")
+    return f" (line{'s' if len(lines) > 1 else ''} {listed})"
 
 
 @click.command()

@@ -211,15 +211,16 @@ def test_cli_inspect_text_lists_every_file_with_counts_and_reasons(tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()
     good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}
-    (logs / "chat.jsonl").write_text(json.dumps(good) + "\n" + '{"messages": [broken\n' + json.dumps(good) + "\n")
+    broken = '{"messages": [broken\n'
+    (logs / "chat.jsonl").write_text(json.dumps(good) + "\n" + broken + json.dumps(good) + "\n" + broken * 10)
     (logs / "blob.bin").write_bytes(b"\x00\x01\x02\xff" * 10)
     result = CliRunner().invoke(main, ["inspect", str(logs)])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         f"{logs / 'blob.bin'}\tunknown\tsessions=0\tturns=0\ttool_calls=0\trecords=1",
-        "  rejected (whole file): binary data, not a transcript",
-        f"{logs / 'chat.jsonl'}\topenai-chat\tsessions=2\tturns=4\ttool_calls=0\trecords=3",
-        "  rejected (line 2): invalid JSON: Expecting value",
+        "  1 record rejected (whole file): binary data, not a transcript",
+        f"{logs / 'chat.jsonl'}\topenai-chat\tsessions=2\tturns=4\ttool_calls=0\trecords=13",
+        "  11 records rejected (lines 2, 4, 5, 6, 7, 8, 9, 10, ...): invalid JSON: Expecting value",
     ]
     assert not list(tmp_path.glob("**/*.parquet")) and not list(tmp_path.glob("**/report.json"))
 
