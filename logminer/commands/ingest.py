@@ -13,8 +13,6 @@ import click
 
 from logminer.agents import SOURCES
 
-INPUT_HELP = "Log files, folders or globs (.gz/.zst too); formats are detected from content."
-
 
 def _resolve_inputs(raw: tuple[str, ...], inputs: tuple[str, ...], source: str | None) -> list[str]:
     """RAW and --input paths; with none, the default log folders of --source."""
@@ -80,7 +78,9 @@ def _load_tokenizer(path: str | None):
 @click.option("--source", type=click.Choice(SOURCES), help="Read this agent's default log folders.")
 @click.option("--input", "inputs", multiple=True, type=click.Path(), help="Log path (repeatable); overrides --source.")
 @click.option("--strict", is_flag=True, help="Stop at the first rejected record instead of counting it.")
-@click.option("--min-score", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Drop sessions whose quality score (logminer/score.py) is lower.")
+@click.option("--min-score", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Drop sessions whose quality score is lower (turns, tool errors, length, variety; "
+                   "documented in logminer/score.py).")
 @click.option("--min-turns", type=click.IntRange(0), default=1, show_default=True,
               help="Drop sessions with fewer turns after cleaning.")
 @click.option("--min-tokens", type=click.IntRange(0), default=0, show_default=True,
@@ -98,7 +98,10 @@ def _load_tokenizer(path: str | None):
               help="Worker processes for inputs of 32 MB or more (the output does not depend on it).")
 def ingest(raw, output, source, inputs, strict, min_score, min_turns, min_tokens, max_tokens, tokenizer,
            include_reasoning, batch_size, jobs) -> None:
-    """Read RAW agent logs into one redacted, cleaned, scored sessions table plus report.json beside it."""
+    """Read RAW agent logs into one redacted, cleaned, scored sessions table plus report.json beside it.
+
+    RAW: log files, folders or globs (.gz/.zst too); each file's format is detected from its content.
+    """
     from logminer.ingest import IngestOptions, OutputError
     from logminer.ingest import ingest as run_ingest
     from logminer.render import has_chat_template
@@ -139,7 +142,8 @@ def _tokenizer_name(path: str | None) -> str | None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file instead of a table.")
 @click.option("--strict", is_flag=True, help="Stop at the first rejected record.")
 def inspect(raw, as_json, strict) -> None:
-    """Per file: detected format, sessions, turns, tool calls, rejections with reasons. Writes nothing."""
+    """Per file of RAW (files, folders, globs): detected format, sessions, turns, tool calls, rejections and
+    skips with reasons, as read (before cleaning). Writes nothing."""
     from logminer.detect import read_inputs
     from logminer.report import IngestReport
     from logminer.sources import SourceError
