@@ -205,3 +205,20 @@ def test_parquet_parses_special_by_default_txt_does_not(tiny_model, tmp_path):
     assert (parquet_chunks == special_id).sum() == 2 and (txt_chunks == special_id).sum() == 0
     assert stream(parquet, parse_special=False)[1] == txt_tokens
     assert stream(txt, parse_special=True)[1] == parquet_tokens
+
+
+def test_merge_of_two_halves_equals_one_run(tiny_model, text_file, tmp_path):
+    from imatrix.files import merge
+
+    folder, _ = tiny_model
+    paths = {name: tmp_path / f"{name}.gguf" for name in ("whole", "first", "second")}
+    common = ["-c", CTX, "--batch-size", 1, "--no-ppl"]
+    invoke(folder, "--data", text_file, "-o", paths["whole"], "--chunks", 4, *common)
+    invoke(folder, "--data", text_file, "-o", paths["first"], "--chunks", 2, *common)
+    invoke(folder, "--data", text_file, "-o", paths["second"], "--chunk", 2, "--chunks", 2, *common)
+    whole = read_imatrix(paths["whole"])
+    merged = merge([read_imatrix(paths["first"]), read_imatrix(paths["second"])])
+    assert merged.entries.keys() == whole.entries.keys()
+    for key, entry in whole.entries.items():
+        assert merged.entries[key].counts.tolist() == entry.counts.tolist() == [4 * CTX]
+        np.testing.assert_allclose(merged.entries[key].sums, entry.sums, rtol=1e-5)
