@@ -78,29 +78,25 @@ def iter_instances(source: SourceFile) -> Iterator[tuple[int, dict[str, Any]] | 
     """(line, instance) for every instance in the file; ids alone come as {"instance_id": id}."""
     head = source.head
     if starts_with_json(head, "["):
-        yield from _document_instances(source)
+        try:
+            yield from _document_instances(source, load_document(source))
+        except DocumentError as error:
+            yield rejected_document(source, error)
     elif starts_with_json(head, "{"):
         line = first_json_line(head)
-        if isinstance(line, dict) and isinstance(line.get("instance_id"), str):
-            yield from _line_instances(source)
-        elif (line is None or _is_columns(line)) and _is_document(source):  # one document: a dict of columns
-            yield from _document_instances(source)
-        else:
-            yield from _line_instances(source)  # damaged JSONL: each bad line is rejected on its own
+        document = None
+        if line is None or _is_columns(line):  # one document (a dict of columns), or damaged JSONL
+            try:
+                document = load_document(source)
+            except DocumentError:
+                pass  # damaged JSONL: each bad line is rejected on its own
+        yield from _document_instances(source, document) if document is not None else _line_instances(source)
     else:
         yield from _id_lines(source)
 
 
 def _is_columns(value: Any) -> bool:
     return isinstance(value, dict) and isinstance(value.get("instance_id"), list)
-
-
-def _is_document(source: SourceFile) -> bool:
-    try:
-        load_document(source)
-    except DocumentError:
-        return False
-    return True
 
 
 def _line_instances(source: SourceFile) -> Iterator[tuple[int, dict[str, Any]] | Rejected]:
@@ -129,12 +125,7 @@ def _id_lines(source: SourceFile) -> Iterator[tuple[int, dict[str, Any]] | Rejec
             yield number, {"instance_id": instance_id}
 
 
-def _document_instances(source: SourceFile) -> Iterator[tuple[int, dict[str, Any]] | Rejected]:
-    try:
-        document = load_document(source)
-    except DocumentError as error:
-        yield rejected_document(source, error)
-        return
+def _document_instances(source: SourceFile, document: Any) -> Iterator[tuple[int, dict[str, Any]] | Rejected]:
     if isinstance(document, dict) and isinstance(document.get("instance_id"), list):  # columns
         columns = {key: value for key, value in document.items() if isinstance(value, list)}
         document = [
