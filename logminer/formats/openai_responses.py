@@ -96,7 +96,10 @@ def _item_stream(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
             yield record
             continue
         values = record.value if isinstance(record.value, list) else [record.value]
-        problem = next((p for p in map(builder.add, values) if p), None)
+        # a record is used whole or rejected whole: check a list's items before any reaches the conversation
+        # (add() judges each item on its own and changes nothing when it returns a problem)
+        problem = next((p for p in map(ResponsesTurns().add, values) if p), None) if len(values) > 1 else None
+        problem = problem or next((p for p in map(builder.add, values) if p), None)
         if problem:
             yield Rejected(source.path, record.line_start, problem)
         else:

@@ -51,6 +51,19 @@ def test_item_stream_with_a_broken_line(tmp_path):
     assert sum(e.records for e in events) == 6
 
 
+def test_a_rejected_line_of_several_items_adds_none_of_them(tmp_path):
+    ask = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "ping"}]}
+    answer = {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "pong"}]}
+    stray = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "half a line"}]}
+    path = tmp_path / "items.jsonl"
+    path.write_text("\n".join(json.dumps(v) for v in [ask, [stray, {"type": "teleport"}], answer]) + "\n")
+    events = parse(path)
+    assert [(e.line, e.reason) for e in events if isinstance(e, Rejected)] == [
+        (2, "unknown Responses item type 'teleport'")]
+    (session,) = [e for e in events if isinstance(e, Session)]
+    assert [t.text for t in session.turns] == ["ping", "pong"] and session.records == 2
+
+
 def test_other_formats_with_a_type_field_are_not_items(example_logs):
     part = {"id": "prt_1", "sessionID": "ses_1", "messageID": "msg_1", "type": "reasoning", "text": "thinking"}
     assert not openai_responses.sniff(SourceFile("part.json", json.dumps(part).encode()))
