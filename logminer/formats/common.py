@@ -47,7 +47,11 @@ def parts_text(content: Any, flags: set[str]) -> str:
 
 
 def content_text(content: Any) -> str:
-    """Message content as text: a string, or the text of a list of typed parts (images and unknown parts dropped)."""
+    """Message content as text: a string, or the text of a list of parts (images and unknown parts dropped).
+
+    The lenient sibling of parts_text, for agent formats whose parts are not OpenAI-typed: any part with a string
+    `text` counts, whatever its `type`; other scalars become their str(); nothing is flagged.
+    """
     if content is None:
         return ""
     if isinstance(content, str):
