@@ -30,32 +30,39 @@ def _resolve_inputs(raw: tuple[str, ...], inputs: tuple[str, ...], source: str |
 
 
 def _progress(paths: list[str], label: str) -> tuple[Callable[[str], None], Callable[[], None]]:
-    """A tqdm bar over input bytes (rate and ETA); returns (advance to this source, close)."""
+    """A tqdm bar over input bytes (rate and ETA); returns (advance to this source, close).
+
+    A source is a file or a folder-format folder; ingest reads each once, in order, so the bar moves by the bytes
+    of the previous source when the next begins. Files under a folder are one contiguous run of the sorted paths:
+    prefix sums and bisect find its bytes without scanning every path per source.
+    """
+    from bisect import bisect_left
+    from itertools import accumulate
+
     from tqdm import tqdm
 
     from logminer.ingest import input_sizes
 
     sizes = input_sizes(paths)
-    bar = tqdm(total=sum(sizes.values()), unit="B", unit_scale=True, desc=label, disable=None, dynamic_ncols=True)
-    done: set[str] = set()
+    files = sorted(sizes)
+    before = [0, *accumulate(sizes[f] for f in files)]  # before[i]: bytes of files[:i]
+    bar = tqdm(total=before[-1], unit="B", unit_scale=True, desc=label, disable=None, dynamic_ncols=True)
+    current: list[str] = []
 
-    def finish(source: str) -> None:
+    def source_bytes(source: str) -> int:
         prefix = source.rstrip(os.sep) + os.sep
-        for path, size in sizes.items():
-            if path not in done and (path == source or path.startswith(prefix)):
-                done.add(path)
-                bar.update(size)
-
-    state = {"current": None}
+        start = bisect_left(files, prefix)
+        end = bisect_left(files, prefix[:-1] + chr(ord(os.sep) + 1))
+        return sizes.get(source, 0) + before[end] - before[start]
 
     def advance(source: str) -> None:
-        if state["current"] is not None:
-            finish(state["current"])
-        state["current"] = source
+        if current:
+            bar.update(source_bytes(current.pop()))
+        current.append(source)
 
     def close() -> None:
-        if state["current"] is not None:
-            finish(state["current"])
+        if current:
+            bar.update(source_bytes(current.pop()))
         bar.close()
 
     return advance, close

@@ -282,3 +282,33 @@ def test_json_nested_deeper_than_python_can_follow_is_rejected_not_a_crash(tmp_p
     assert (totals["records"], totals["records_kept"], totals["records_rejected"]) == (3, 0, 3)
     assert totals["rejected_by_reason"] == {"invalid JSON: nested too deeply": 1,
                                             "values nested too deeply to process": 2}
+
+
+def test_progress_bar_moves_by_every_input_byte_once(example_logs, monkeypatch):
+    from logminer.commands import ingest as commands
+    from logminer.detect import read_inputs
+    from logminer.ingest import input_sizes
+
+    moves: list[int] = []
+
+    class Bar:
+        def __init__(self, total, **options):
+            self.total = total
+
+        def update(self, size):
+            moves.append(size)
+
+        def close(self):
+            moves.append(-1)
+
+    monkeypatch.setattr("tqdm.tqdm", Bar)
+    advance, close = commands._progress([str(example_logs)], "ingest")
+    sources = list(dict.fromkeys(path for path, _, _ in read_inputs([str(example_logs)])))
+    for source in sources:
+        advance(source)
+    close()
+    assert moves[-1] == -1 and len(moves) == len(sources) + 1
+    assert sum(moves[:-1]) == sum(input_sizes([str(example_logs)]).values())
+    folder = next(s for s in sources if s.endswith("opencode/storage"))  # a folder source: all its files' bytes
+    expected = sum(size for path, size in input_sizes([folder]).items())
+    assert moves[sources.index(folder)] == expected
