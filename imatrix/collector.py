@@ -207,9 +207,13 @@ class _SharedInput:
         self.sums: torch.Tensor | None = None
 
     def column_sums(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        if x is self.tensor and x._version == self.version and self.sums is not None:
+        try:
+            version = x._version
+        except RuntimeError:  # inference-mode tensors have no version counter: never reuse, always recompute
+            return column_sums_of_squares(x.reshape(-1, x.shape[-1]), dtype)
+        if x is self.tensor and version == self.version and self.sums is not None:
             return self.sums
-        self.tensor, self.version = x, x._version
+        self.tensor, self.version = x, version
         self.sums = column_sums_of_squares(x.reshape(-1, x.shape[-1]), dtype)
         return self.sums
 

@@ -205,3 +205,15 @@ def test_column_energy_dense_and_fused_experts():
     np.testing.assert_allclose(energy["blk.1.ffn_down_exps.weight"],
                                experts.down_proj.square().sum(1).detach().numpy(), rtol=1e-6)
     assert {k: v.shape for k, v in energy.items()} == plan.shapes()
+
+
+def test_inference_mode_is_supported_without_input_reuse():
+    model, _ = build("llama")
+    ids = torch.randint(0, VOCAB, (2, 8))
+    _, reference, _ = _collect(model, ids, torch.float64)
+    plan = plan_targets(model, TensorNaming.for_config(model.config))
+    stats = Statistics(plan.shapes(), "cpu", torch.float64)
+    with torch.inference_mode(), collecting(plan, stats):
+        model(ids)
+    for key in reference.sums:
+        torch.testing.assert_close(stats.sums[key], reference.sums[key])
