@@ -2,8 +2,8 @@
 
 `.txt`: the whole file, one trailing newline stripped, special-token text NOT parsed by default (llama-imatrix's
 default; `parse_special=True` is its `--parse-special`). `.parquet` (from `logminer split`): the column named `text`
-holds one chat-template-rendered document per row; documents are concatenated with a newline between them, as if they
-had been written one after another into a calibration.txt, and special tokens ARE parsed by default because the
+holds one chat-template-rendered document per row; documents are joined with logminer's DOCUMENT_SEPARATOR, so the
+token stream equals that of the split's calibration.txt, and special tokens ARE parsed by default because the
 template put them there on purpose.
 """
 
@@ -51,8 +51,10 @@ def read_text(path: str | Path) -> str:
 
 
 def read_parquet_text(path: str | Path) -> str:
-    """Documents of a logminer split (column `text`), joined with newlines like one calibration.txt."""
+    """Documents of a logminer split (column `text`), joined exactly as the split's calibration.txt joins them."""
     import polars as pl
+
+    from logminer.write_split import DOCUMENT_SEPARATOR
 
     path = Path(path)
     try:
@@ -62,7 +64,7 @@ def read_parquet_text(path: str | Path) -> str:
     if PARQUET_TEXT_COLUMN not in schema.names():
         raise ChunkingError(f"{path}: no {PARQUET_TEXT_COLUMN!r} column (columns: {', '.join(schema.names())})")
     texts = pl.scan_parquet(path).select(pl.col(PARQUET_TEXT_COLUMN).drop_nulls()).collect().to_series().to_list()
-    text = "\n".join(texts)
+    text = DOCUMENT_SEPARATOR.join(texts)
     return text[:-1] if text.endswith("\n") else text
 
 

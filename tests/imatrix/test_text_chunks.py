@@ -121,3 +121,16 @@ def test_gemma_tokenizer_special_text_is_plain_unless_parse_special():
     assert start_of_turn not in plain.tolist() and len(plain) > len(special) + 2
     assert tokenize("The capital of France is", tokenizer, parse_special=False,
                     add_bos=True).ids.tolist() == [2, 818, 5279, 529, 7001, 563]  # spec §9
+
+
+def test_split_parquet_reads_as_its_calibration_txt(tmp_path, example_logs):
+    """imatrix collect on calibration.parquet sees the same text as llama-imatrix -f calibration.txt."""
+    from click.testing import CliRunner
+
+    from imatrix.text_chunks import read_parquet_text, read_text
+    from logminer.cli import main
+
+    result = CliRunner().invoke(main, ["split", str(example_logs), "-o", str(tmp_path / "split")])
+    assert result.exit_code == 0, result.output
+    parquet_text = read_parquet_text(tmp_path / "split" / "calibration.parquet")
+    assert parquet_text and parquet_text == read_text(tmp_path / "split" / "calibration.txt")
