@@ -2,10 +2,11 @@
 
 Parallel: with jobs > 1, input units (files, and folders of folder formats) are processed by a pool of worker
 processes ("spawn": polars' thread pool does not survive fork) in input order (`imap`), so the output does not depend
-on the number of jobs. Streaming: sessions are written in batches of `batch_size` rows to parquet parts in a temporary folder beside the
-output; the parts are concatenated by polars' streaming engine (`scan_parquet(parts).sink_parquet`) into the output,
-which is moved into place atomically, and report.json is written beside it. Memory is bounded by one batch (plus
-one input file being parsed), not by the corpus.
+on the number of jobs. Streaming: sessions are written in batches of `batch_size` rows to parquet parts in a
+temporary folder beside the output; the parts are concatenated by polars' streaming engine
+(`scan_parquet(parts).sink_parquet`) into the output, which is moved into place atomically, and report.json is
+written beside it. Memory is bounded by one batch plus one input file being parsed, not by the corpus; in parallel
+runs a worker hands back a whole unit's rows, and finished units wait in `imap`'s queue until they are written.
 
 Row order is the input order, which is deterministic: folder formats first (sorted), then files sorted by path,
 each in file order; no run timestamps are written, so the same inputs and options give byte-identical outputs.
