@@ -13,8 +13,10 @@ with an adaptation, documented here so users know what the model saw:
   * consecutive turns of the same role are joined with a blank line.
 If the adapted messages still fail, RenderError carries both reasons.
 
-A tokenizer without a chat template (e.g. a GGUF whose metadata lacks `tokenizer.chat_template`) and no tokenizer at
-all use the PLAIN FALLBACK TEMPLATE:
+A tokenizer without a chat template (e.g. the Gemma 3 270M GGUF, whose metadata lacks `tokenizer.chat_template`) gets
+one from `attach_chat_template`: an explicit `--chat-template NAME|FILE`, else the bundled template of the family whose
+turn markers are in its vocabulary (logminer/chat_templates.py). Without any template, and with no tokenizer at all,
+sessions use the PLAIN FALLBACK TEMPLATE:
 
     <|tools|>                       only when the session has tool definitions
     {one JSON tool definition per line, keys sorted}
@@ -53,11 +55,17 @@ class RenderError(Exception):
         self.detail = detail or message
 
 
-def load_tokenizer(path: str | os.PathLike) -> Any:
-    """Load a tokenizer from a folder, a tokenizer.json file or a GGUF file (heavy import kept inside)."""
+def load_tokenizer(path: str | os.PathLike, chat_template: str | None = None) -> Any:
+    """Load a tokenizer from a folder, a tokenizer.json file or a GGUF file (heavy import kept inside), with a chat
+    template attached when it has none (see attach_chat_template)."""
+    tokenizer = _load_tokenizer_files(str(path))
+    attach_chat_template(tokenizer, chat_template)
+    return tokenizer
+
+
+def _load_tokenizer_files(path: str) -> Any:
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    path = str(path)
     if not os.path.exists(path):
         raise RenderError(f"{path}: no such tokenizer folder or file")
     try:
@@ -160,6 +168,31 @@ def _plain_turn(turn: Turn, include_reasoning: bool) -> str:
         body.append(turn.text)
     body.extend(_call_line(c) for c in turn.tool_calls)
     return header + "\n" + "\n".join(body) + "\n"
+
+
+def attach_chat_template(tokenizer: Any, chat_template: str | None = None) -> str | None:
+    """Give a template-less tokenizer a template: `chat_template` (a bundled name or a Jinja file), else the bundled
+    family whose turn markers its vocabulary holds (see chat_templates). Returns the name used, None if none."""
+    from logminer.chat_templates import TEMPLATES_BY_NAME, template_for_vocabulary
+
+    if chat_template is not None:
+        if chat_template in TEMPLATES_BY_NAME:
+            tokenizer.chat_template = TEMPLATES_BY_NAME[chat_template]
+            return chat_template
+        try:
+            with open(chat_template, encoding="utf-8") as handle:
+                tokenizer.chat_template = handle.read()
+        except OSError as error:
+            known = ", ".join(sorted(TEMPLATES_BY_NAME))
+            raise RenderError(f"{chat_template}: neither a bundled template ({known}) nor a readable file") from error
+        return chat_template
+    if has_chat_template(tokenizer):
+        return None
+    found = template_for_vocabulary(tokenizer)
+    if found is None:
+        return None
+    tokenizer.chat_template = found[1]
+    return found[0]
 
 
 def has_chat_template(tokenizer: Any) -> bool:

@@ -56,6 +56,7 @@ class SplitJob:
     inputs: tuple[str, ...]
     out_dir: str
     tokenizer: str | None = None
+    chat_template: str | None = None  # bundled name or Jinja file for a tokenizer without a template
     holdout: tuple[str, ...] = ()
     group_by: str | None = None
     include_reasoning: bool = False
@@ -194,7 +195,7 @@ def _prepare(job: SplitJob) -> tuple[Any, list]:
     from logminer.render import RenderError, load_tokenizer
 
     try:
-        tokenizer = load_tokenizer(job.tokenizer) if job.tokenizer else None
+        tokenizer = load_tokenizer(job.tokenizer, job.chat_template) if job.tokenizer else None
     except RenderError as error:
         raise SplitError(str(error)) from error
     try:
@@ -343,6 +344,7 @@ def _options(job: SplitJob) -> dict[str, Any]:
     options["inputs"] = [redact_text(path) for path in job.inputs]
     options["holdout"] = [redact_text(path) for path in job.holdout]
     options["tokenizer"] = redact_text(job.tokenizer) if job.tokenizer else None
+    options["chat_template"] = redact_text(job.chat_template) if job.chat_template else None
     return options
 
 

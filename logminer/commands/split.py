@@ -37,6 +37,9 @@ def _ratios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
 @click.option("--tokenizer", type=click.Path(exists=True), default=None,
               help="Tokenizer folder, tokenizer.json or GGUF: render with its chat template and count its tokens "
                    "(default: the plain fallback template, word-and-punctuation counts).")
+@click.option("--chat-template", default=None,
+              help="For a tokenizer without a chat template (e.g. the Gemma 3 270M GGUF): a bundled template "
+                   "(gemma, chatml) or a Jinja file. Default: picked from the tokenizer's turn-marker tokens.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.7, **SHOW,
               help="Near-duplicate Jaccard threshold (word 5-grams); candidates verified at threshold - 0.05.")
 @click.option("--num-perm", type=click.IntRange(8, 1024), default=120, **SHOW, help="MinHash permutations.")
@@ -58,7 +61,7 @@ def _ratios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
               help="Fail (write nothing) if a near-duplicate pair straddles splits or a holdout item hits calibration.")
 @click.option("--include-reasoning", is_flag=True, help="Keep reasoning/thinking text in the rendered documents.")
 @click.option("--progress/--no-progress", default=True, **SHOW, help="Progress bars on stderr.")
-def split(inputs, out_dir, tokenizer, threshold, num_perm, holdout, holdout_ngram, holdout_repo_match, group_by,
+def split(inputs, out_dir, tokenizer, chat_template, threshold, num_perm, holdout, holdout_ngram, holdout_repo_match, group_by,
           ratios, calibration_tokens, validation_tokens, eval_tokens, seed, strict, include_reasoning,
           progress) -> None:
     """Deduplicate, decontaminate and split sessions into calibration / validation / eval.
@@ -72,7 +75,7 @@ def split(inputs, out_dir, tokenizer, threshold, num_perm, holdout, holdout_ngra
     from logminer.write_split import SplitError, SplitJob, run_split
 
     job = SplitJob(
-        inputs=tuple(inputs), out_dir=out_dir, tokenizer=tokenizer, holdout=tuple(holdout), group_by=group_by,
+        inputs=tuple(inputs), out_dir=out_dir, tokenizer=tokenizer, chat_template=chat_template, holdout=tuple(holdout), group_by=group_by,
         include_reasoning=include_reasoning, strict=strict, progress=progress,
         dedup=DedupOptions(threshold=threshold, num_perm=num_perm),
         decontamination=DecontaminationOptions(ngram=holdout_ngram, minhash_threshold=threshold,
