@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
-# The whole pipeline in miniature, on 2 CPU cores (~15-25 min):
+# The whole pipeline in miniature, on 2 CPU cores (~15-25 min on a quiet machine):
 #   raw agent logs → logminer split → imatrix collect on Gemma 3 270M with (a) the calibration split, (b) generic text,
 #   (c) --hybrid on the calibration split → llama-quantize IQ2_XS / IQ3_XXS with each imatrix and without one
 #   → imatrix eval (PPL, KLD, same-top-token rate vs the unquantized-by-us Q4_K_M) on the eval split.
 #
 #   bash examples/pipeline.sh [LOGS_PATH ...]        (default: the bundled examples/logs)
 #
-# Environment knobs: OUT (out/pipeline), CTX (128), CHUNKS (calibration chunks per imatrix, 56), THREADS (2),
-# GENERIC (generic text; default: WikiText-2 test from ../shared/real-logs if present, else examples/text/…),
-# QTYPES ("IQ2_XS IQ3_XXS"), BIN (.venv/bin).
+# Environment knobs: OUT (out/pipeline), CTX (128), CHUNKS (chunks per imatrix, the same token budget for every
+# source; 40), THREADS (2), GENERIC (generic text; default: WikiText-2 test from ../shared/real-logs if present, else
+# examples/text/mixed_prose_code.txt), SPLIT_ARGS (extra `logminer split` options; default "--ratios 0.6,0.1,0.3" so
+# the small bundled sample leaves enough eval text; add e.g. "--holdout PATH"), QTYPES ("IQ2_XS IQ3_XXS"), BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${BIN:-.venv/bin}"
 [ -x "$BIN/imatrix" ] || BIN="$(dirname "$(command -v imatrix)")"
 OUT="${OUT:-out/pipeline}"
 CTX="${CTX:-128}"
-CHUNKS="${CHUNKS:-56}"
+CHUNKS="${CHUNKS:-40}"
+SPLIT_ARGS="${SPLIT_ARGS:---ratios 0.6,0.1,0.3}"
 THREADS="${THREADS:-2}"
 QTYPES="${QTYPES:-IQ2_XS IQ3_XXS}"
 WIKITEXT=../shared/real-logs/plain-text/wikitext-2-raw-v1_wiki.test.raw
@@ -34,7 +36,8 @@ mkdir -p "$OUT/imatrix" "$OUT/quants" "$OUT/logs"
 step() { printf '\n== %s  (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 
 step "1. logminer split ${LOGS[*]} → $OUT/split (tokens counted with the model's tokenizer)"
-"$BIN/logminer" split "${LOGS[@]}" -o "$OUT/split" --tokenizer "$MODEL" --no-progress
+# shellcheck disable=SC2086  # SPLIT_ARGS is a list of options
+"$BIN/logminer" split "${LOGS[@]}" -o "$OUT/split" --tokenizer "$MODEL" --no-progress $SPLIT_ARGS
 
 step "2. imatrix collect: (a) calibration split, (b) generic text $GENERIC, (c) --hybrid; -c $CTX --chunks $CHUNKS"
 collect() {  # name, data, extra options...
