@@ -67,6 +67,7 @@ def gate(raw_cal: Path, raw_val: Path, model_path: Path, types: tuple[str, ...],
     except (ImatrixFileError, OSError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     model = _open_model(model_path)
+    _check_device(device)
     roundtrip, quantizer = _quantizer(proxy)
     targets = []
     for index, requested in enumerate(types):
@@ -102,6 +103,18 @@ def _open_model(model_path: Path):
         return GGUFReader(model_path)
     except (OSError, ValueError) as error:
         raise click.ClickException(f"{model_path}: not a readable GGUF ({error})") from None
+
+
+def _check_device(device: str) -> None:
+    """Refuse an unknown torch device, or CUDA where torch sees none, before any work is done."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as error:
+        raise click.BadParameter(f"{device!r}: {error}", param_hint="--device") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter(f"{device!r}: torch sees no CUDA device here; use --device cpu", param_hint="--device")
 
 
 def _quantizer(proxy: str | None):

@@ -215,6 +215,8 @@ def test_cli_bad_alphas_and_mismatched_types_from_are_clear_errors(tmp_path):
     assert result.exit_code == 2 and "--alphas" in result.output
     result = _invoke(tmp_path, model, "--type", "Q8_0", "--type", "Q4_0", "--types-from", str(reference))
     assert result.exit_code == 2 and "--types-from" in result.output
+    result = _invoke(tmp_path, model, "--type", "Q8_0", "--types-from", str(reference), "--device", "nonsense")
+    assert result.exit_code == 2 and "--device" in result.output and "Traceback" not in result.output
 
 
 # ------------------------------------------------------------------------------------------------ real model + tools
