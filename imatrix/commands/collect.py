@@ -11,8 +11,8 @@ DIFFERENCES = """\b
 Differences from llama-imatrix:
   * micro-batches of fewer than 16 token rows ARE collected (llama.cpp skips them), so counts are
     exactly chunks x ctx-size;
-  * .parquet input (logminer split, column "text": one rendered conversation per row, joined with
-    newlines) parses special-token text by default; .txt input does not, as in llama-imatrix;
+  * .parquet input (logminer split, column "text": one rendered conversation per row, joined as in
+    calibration.txt) parses special-token text by default; .txt input does not, as in llama-imatrix;
   * values come from the transformers model (usually dequantized to float), not llama.cpp kernels.
 """
 
