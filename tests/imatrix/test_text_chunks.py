@@ -95,8 +95,8 @@ def test_one_trailing_newline_stripped_backslashes_kept(tmp_path):
 def test_parquet_documents_joined_like_a_txt(tmp_path):
     path = tmp_path / "calibration.parquet"
     pl.DataFrame({"id": [1, 2], "text": ["first doc", "second doc\n"]}).write_parquet(path)
-    assert read_parquet_text(path) == "first doc\nsecond doc"
-    assert read_calibration(path) == "first doc\nsecond doc"
+    assert read_parquet_text(path) == "first doc\n\nsecond doc"  # logminer DOCUMENT_SEPARATOR
+    assert read_calibration(path) == "first doc\n\nsecond doc"
     pl.DataFrame({"body": ["x"]}).write_parquet(path)
     with pytest.raises(ChunkingError, match="no 'text' column.*body"):
         read_parquet_text(path)
