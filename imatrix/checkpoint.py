@@ -25,7 +25,7 @@ import torch
 from imatrix.collector import Statistics
 from imatrix.files import ImatrixFileError, read_imatrix, write_gguf
 from imatrix.runners.resident import Perplexity
-from logminer.atomic import write_atomic, write_with
+from logminer.atomic import sha256_file, write_atomic, write_with
 
 STATE_VERSION = 1
 EXACT_FLOAT32_COUNT = 2**24
@@ -51,13 +51,6 @@ class CheckpointPaths:
         for path in (self.state, self.gguf, self.exact):  # state first: a half-removed checkpoint is never resumed
             path.unlink(missing_ok=True)
 
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sha256_json(value) -> str:

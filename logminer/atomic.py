@@ -1,7 +1,8 @@
-"""Atomic file writes: write to a temporary file in the same folder, fsync, then rename over the target."""
+"""Atomic file writes (temporary file in the same folder, fsync, rename over the target) and file hashing."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -40,3 +41,12 @@ def write_with(target: str | os.PathLike, writer: Callable[[Path], None]) -> Non
     """Call writer(tmp_path) (e.g. a polars write_parquet) and move the result into place atomically."""
     with atomic_path(target) as tmp:
         writer(tmp)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (manifests, checkpoints)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

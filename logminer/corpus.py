@@ -8,7 +8,6 @@ written the slices are checked pairwise: no two slices may share a normalised-ex
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import sys
@@ -25,7 +24,7 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from logminer.atomic import write_atomic
+from logminer.atomic import sha256_file, write_atomic
 from logminer.dedup import DedupOptions, deduplicate
 from logminer.lsh import cross_pairs, estimated_jaccard
 from logminer.redact import redact_text, redact_texts
@@ -136,9 +135,6 @@ class Pool:
     redactions: Counter[str] = field(default_factory=Counter)  # kind → replacements in text sources
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
 
 def read_sources(recipe: Recipe) -> Pool:
     """Documents of every source the slices use, in a fixed order."""
@@ -156,7 +152,7 @@ def read_sources(recipe: Recipe) -> Pool:
                 if not table.exists():
                     raise _fail(recipe.path, f"source {name!r}: {table} missing (not a `logminer split` folder?)")
                 frame = pl.scan_parquet(table).select("session_id", "source_file", "text").collect()
-                pool.files[str(table)] = _sha256(table)
+                pool.files[str(table)] = sha256_file(table)
                 for row in frame.iter_rows(named=True):
                     _add(pool, name, split, f"{row['source_file']}#{row['session_id']}", row["text"])
             continue
@@ -166,7 +162,7 @@ def read_sources(recipe: Recipe) -> Pool:
                 text = file.read_bytes().decode("utf-8-sig").replace("\r\n", "\n")
             except UnicodeDecodeError as error:
                 raise _fail(recipe.path, f"source {name!r}: {file} is not UTF-8 text (byte {error.start})") from error
-            pool.files[str(file)] = _sha256(file)
+            pool.files[str(file)] = sha256_file(file)
             blocks = [block.strip() for block in _documents(text, source.document)]
             # text sources are not from `logminer ingest`: redact them here, secrets never reach an output
             for number, block in enumerate(redact_texts(blocks, pool.redactions)):
@@ -269,7 +265,7 @@ def build_corpus(recipe: Recipe, out_dir: str | Path, *, tokenizer: str | None =
         slices[name] = {"documents": len(chosen), "tokens": int(sum(tokens[i] for i in chosen)),
                         "parts": [_part_summary(part) for part in plan[name]]}
     manifest = {
-        "recipe": {"path": redact_text(str(recipe.path)), "sha256": _sha256(recipe.path)},
+        "recipe": {"path": redact_text(str(recipe.path)), "sha256": sha256_file(recipe.path)},
         "sources": {name: {"kind": s.kind, "path": redact_text(str(s.path)), "document": s.document}
                     for name, s in sorted(recipe.sources.items())},
         "files": {redact_text(path): digest for path, digest in sorted(pool.files.items())},

@@ -15,7 +15,6 @@ one token per document on top. Rendered chat templates contain special-token tex
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from collections import Counter
@@ -27,7 +26,7 @@ import numpy as np
 import polars as pl
 import xxhash
 
-from logminer.atomic import write_atomic, write_with
+from logminer.atomic import sha256_file, write_atomic, write_with
 from logminer.decontaminate import DecontaminationOptions, DocumentFacts, HoldoutIndex
 from logminer.dedup import KEPT, DedupOptions, deduplicate, task_text, turn_keys_batch
 from logminer.redact import redact_text
@@ -321,9 +320,9 @@ def _manifest(job: SplitJob, loaded: LoadedInputs, docs: Documents, status: list
                                                                             "rejected"))
     return {
         # paths redacted like every other output (a home folder names its user)
-        "inputs": [{"path": redact_text(path), "sha256": _sha256(path), "bytes": Path(path).stat().st_size}
+        "inputs": [{"path": redact_text(path), "sha256": sha256_file(path), "bytes": Path(path).stat().st_size}
                    for path in loaded.files],
-        "holdout": [{"path": redact_text(path), "sha256": _sha256(path)}
+        "holdout": [{"path": redact_text(path), "sha256": sha256_file(path)}
                     for path in sorted({i.source_file for i in holdout_items})],
         "options": _options(job),
         "versions": _versions(),
@@ -347,10 +346,3 @@ def _options(job: SplitJob) -> dict[str, Any]:
     options["chat_template"] = redact_text(job.chat_template) if job.chat_template else None
     return options
 
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
