@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imatrix.collector import Statistics, collecting, plan_targets
-from imatrix.naming import TensorNaming
-from imatrix.runners.resident import RunOptions, run_resident
+from imatrix.collect.accumulators import Accumulators, collecting, plan_targets
+from imatrix.model.naming import TensorNaming
+from imatrix.runners.base import RunOptions
+from imatrix.runners.resident import run_resident
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT = REPO / "tests" / "data" / "calib_small.txt"
@@ -43,7 +44,7 @@ def _one_pass(model, chunks: torch.Tensor, batch: int, plan=None) -> tuple[float
     CPU seconds are reported beside wall time because the development machine is shared: wall time there swings with
     other processes' load, CPU time much less."""
     device = chunks.device
-    stats = Statistics(plan.shapes(), device) if plan is not None else None
+    stats = Accumulators(plan.shapes(), device) if plan is not None else None
     _sync(device)
     start, cpu_start = time.perf_counter(), time.process_time()
     with torch.no_grad():
@@ -109,8 +110,8 @@ def gpu_30b(repeats: int) -> None:
 
 
 def gemma_270m(run_llama: bool) -> None:
-    from imatrix.model_loading import ModelOptions, gguf_add_bos, load_model, load_tokenizer, resolve_source
-    from imatrix.text_chunks import ChunkOptions, make_chunks, read_text, resolve_add_bos, tokenize
+    from imatrix.collect.chunks import ChunkOptions, make_chunks, read_text, resolve_add_bos, tokenize
+    from imatrix.model.loading import ModelOptions, gguf_add_bos, load_model, load_tokenizer, resolve_source
 
     source = resolve_source("gemma3-270m")
     tokenizer = load_tokenizer(source)
@@ -122,7 +123,7 @@ def gemma_270m(run_llama: bool) -> None:
     batch = RunOptions().chunks_per_batch(128)
     plain = statistics.median(_one_pass(model, torch.from_numpy(chunks), batch)[0] for _ in range(2))
     start = time.perf_counter()
-    ppl = run_resident(model, chunks, plan, Statistics(plan.shapes(), "cpu"), RunOptions(progress=False))
+    ppl = run_resident(model, chunks, plan, Accumulators(plan.shapes(), "cpu"), RunOptions(progress=False))
     collect = time.perf_counter() - start
     print(f"gemma-270m: {len(chunks)} chunks x 128 tokens from {TEXT.name}, batch {batch}, torch threads "
           f"{torch.get_num_threads()}")
@@ -134,7 +135,7 @@ def gemma_270m(run_llama: bool) -> None:
 
 
 def _time_llama_imatrix(model_path: Path, n_chunks: int) -> None:
-    from imatrix import llamacpp
+    from imatrix.llamacpp import tools as llamacpp
 
     if not llamacpp.tools_available(["llama-imatrix"]):
         print("  llama-imatrix: not built, skipped")

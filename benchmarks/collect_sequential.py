@@ -47,9 +47,10 @@ def run_mode(folder: Path, mode: str, args: argparse.Namespace) -> dict:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from imatrix.collector import Statistics, plan_targets
-    from imatrix.naming import TensorNaming
-    from imatrix.runners.resident import RunOptions, run_resident
+    from imatrix.collect.accumulators import Accumulators, plan_targets
+    from imatrix.model.naming import TensorNaming
+    from imatrix.runners.base import RunOptions
+    from imatrix.runners.resident import run_resident
     from imatrix.runners.sequential import load_skeleton, run_sequential
 
     device = torch.device(args.device)
@@ -64,7 +65,7 @@ def run_mode(folder: Path, mode: str, args: argparse.Namespace) -> dict:
         model, loader = load_skeleton(folder, args.dtype, device)
     loaded = time.perf_counter()
     plan = plan_targets(model, TensorNaming.for_config(model.config))
-    stats = Statistics(plan.shapes(), device)
+    stats = Accumulators(plan.shapes(), device)
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(device)

@@ -2,7 +2,7 @@
 
 Generates DOCS synthetic documents of ~2 KB (Zipf-distributed words), plants near-duplicate pairs with 1–12 word
 edits and exact duplicates (case and punctuation changed), then times, in the same run and on the same documents:
-  - logminer.dedup.deduplicate (numpy signatures + banding + verification + union-find);
+  - logminer.split.dedup.deduplicate (numpy signatures + banding + verification + union-find);
   - datasketch, one MinHash.update() per shingle, plus MinHashLSH — timed on a subset and extrapolated;
   - rensa RMinHash with Python-side normalisation and shingling, plus RMinHashLSH.
 Prints docs/s, ratios and recall on the planted pairs whose true 5-gram Jaccard is ≥ the threshold.
@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from logminer.dedup import DedupOptions, deduplicate  # noqa: E402
-from logminer.minhash import normalized_words  # noqa: E402
+from logminer.split.dedup import DedupOptions, deduplicate  # noqa: E402
+from logminer.split.minhash import normalized_words  # noqa: E402
 
 
 @dataclass

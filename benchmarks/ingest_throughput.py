@@ -99,7 +99,7 @@ def measure(inputs: Path, out_dir: Path, jobs: int = 1) -> dict:
     workers' own peak is reported separately by RUSAGE_CHILDREN)."""
     code = (
         "import json, sys, time, resource\n"
-        "from logminer.ingest import IngestOptions, ingest\n"
+        "from logminer.ingest.pipeline import IngestOptions, ingest\n"
         "start = time.perf_counter()\n"
         "report = ingest([sys.argv[1]], sys.argv[2], IngestOptions(jobs=int(sys.argv[3]), parallel_min_bytes=0))\n"
         "seconds = time.perf_counter() - start\n"

@@ -28,8 +28,8 @@ VAL_CHUNKS=${VAL_CHUNKS:--1}
 EVAL_CHUNKS=${EVAL_CHUNKS:-}
 TYPES=${TYPES:-IQ2_XS IQ3_XXS}
 ALPHAS=${ALPHAS:-0,0.25,0.5,0.75,1}
-MODEL=${MODEL:-$("$PY" -c "from imatrix.default_model import default_model_gguf; print(default_model_gguf())")}
-QUANTIZE=$("$PY" -c "from imatrix.llamacpp import find_tool; print(find_tool('llama-quantize'))")
+MODEL=${MODEL:-$("$PY" -c "from imatrix.model.default_model import default_model_gguf; print(default_model_gguf())")}
+QUANTIZE=$("$PY" -c "from imatrix.llamacpp.tools import find_tool; print(find_tool('llama-quantize'))")
 
 for needed in calibration.parquet validation.parquet eval.txt; do
     [ -f "$SPLIT/$needed" ] || { echo "$SPLIT/$needed is missing: run logminer split first" >&2; exit 2; }
@@ -37,7 +37,7 @@ done
 mkdir -p "$OUT"
 exec > >(tee "$OUT/run.log") 2>&1
 echo "## $(date -u +%FT%TZ) model=$MODEL split=$SPLIT threads=$THREADS ctx=$CTX types=$TYPES alphas=$ALPHAS"
-"$PY" -c "from imatrix.llamacpp import llama_cpp_version; print(llama_cpp_version().describe())"
+"$PY" -c "from imatrix.llamacpp.tools import llama_cpp_version; print(llama_cpp_version().describe())"
 
 timed() { local start=$SECONDS; "$@"; echo "   ($(( SECONDS - start )) s: ${*:1:4} ...)"; }
 

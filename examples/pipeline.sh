@@ -27,10 +27,10 @@ fi
 if [ "$#" -gt 0 ]; then LOGS=("$@"); else LOGS=(examples/logs); fi
 export OMP_NUM_THREADS="$THREADS"
 
-MODEL="$("$BIN/python" -c 'from imatrix.default_model import default_model_gguf; print(default_model_gguf())')"
-QUANTIZE="$("$BIN/python" -c 'from imatrix.llamacpp import find_tool; print(find_tool("llama-quantize"))')"
+MODEL="$("$BIN/python" -c 'from imatrix.model.default_model import default_model_gguf; print(default_model_gguf())')"
+QUANTIZE="$("$BIN/python" -c 'from imatrix.llamacpp.tools import find_tool; print(find_tool("llama-quantize"))')"
 mkdir -p "$OUT/imatrix" "$OUT/quants" "$OUT/logs"
-"$BIN/python" -c 'from imatrix.llamacpp import llama_cpp_version; print(llama_cpp_version().describe())' \
+"$BIN/python" -c 'from imatrix.llamacpp.tools import llama_cpp_version; print(llama_cpp_version().describe())' \
     | tee "$OUT/llama-cpp-version.txt"
 
 step() { printf '\n== %s  (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }

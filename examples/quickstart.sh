@@ -11,7 +11,7 @@ OUT="${OUT:-out/quickstart}"
 LOGS="${1:-examples/logs}"
 
 PY="$BIN/python"; [ -x "$PY" ] || PY=python3
-MODEL_GGUF="$("$PY" -c 'from imatrix.default_model import default_model_gguf; print(default_model_gguf())')"
+MODEL_GGUF="$("$PY" -c 'from imatrix.model.default_model import default_model_gguf; print(default_model_gguf())')"
 
 echo "== 1/3 logminer split: $LOGS → $OUT/split (rendered with Gemma's turn format, counted with its tokenizer)"
 "$BIN/logminer" split "$LOGS" -o "$OUT/split" --tokenizer "$MODEL_GGUF" --no-progress

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from calibkit.lazy_group import LazyGroup
 from imatrix import __version__
-from logminer.lazy_group import LazyGroup
 
 COMMANDS = {
     "collect": "imatrix.commands.collect:collect",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from calibkit.lazy_group import LazyGroup
 from logminer import __version__
-from logminer.lazy_group import LazyGroup
 
 COMMANDS = {
     "ingest": "logminer.commands.ingest:ingest",

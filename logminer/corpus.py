@@ -1,7 +1,7 @@
 """`logminer corpus RECIPE`: calibration / validation / eval text files assembled from several sources by a recipe.
 
 The recipe format is documented in corpora/README.md. Documents of every source are deduplicated together
-(exact and MinHash near-duplicates, logminer.dedup) before any is chosen, each slice part takes documents in a
+(exact and MinHash near-duplicates, logminer.split.dedup) before any is chosen, each slice part takes documents in a
 seeded hash order while they fit its token budget, a document is used at most once, and before anything is
 written the slices are checked pairwise: no two slices may share a normalised-exact or near-duplicate document.
 """
@@ -24,12 +24,12 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from logminer.atomic import sha256_file, write_atomic
-from logminer.dedup import DedupOptions, deduplicate
-from logminer.lsh import cross_pairs, estimated_jaccard
-from logminer.redact import redact_text, redact_texts
-from logminer.split import SPLITS, parse_token_count
-from logminer.write_split import DOCUMENT_SEPARATOR
+from calibkit.atomic import sha256_file, write_atomic
+from calibkit.calibration_text import DOCUMENT_SEPARATOR
+from logminer.ingest.redact import redact_text, redact_texts
+from logminer.split.assign import SPLITS, parse_token_count
+from logminer.split.dedup import DedupOptions, deduplicate
+from logminer.split.lsh import cross_pairs, estimated_jaccard
 
 SOURCE_KINDS = ("split", "text")
 DOCUMENT_MODES = ("paragraph", "line", "file")
@@ -242,7 +242,7 @@ def build_corpus(recipe: Recipe, out_dir: str | Path, *, tokenizer: str | None =
     """Read, deduplicate, choose, check and write; returns the manifest (also corpus_manifest.json)."""
     from tqdm import tqdm
 
-    from logminer.render import RenderError, count_tokens, load_tokenizer
+    from logminer.rendering.chat import RenderError, count_tokens, load_tokenizer
 
     try:
         loaded_tokenizer = load_tokenizer(tokenizer) if tokenizer else None

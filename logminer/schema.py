@@ -1,6 +1,6 @@
 """The one record type of the pipeline: a Session of ordered Turns, and its polars table schema.
 
-Every reader in `logminer.formats` yields `Session`, `Skipped` or `Rejected` events; every later stage
+Every reader in `logminer.reading.formats` yields `Session`, `Skipped` or `Rejected` events; every later stage
 (redact, clean, score, render, dedup, split) consumes and produces `Session`s or rows of `SESSION_SCHEMA`.
 """
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -22,9 +21,9 @@ EXAMPLE_LOGS = REPO_ROOT / "examples" / "logs"
 
 @pytest.fixture(scope="session")
 def real_logs() -> Path:
-    if not REAL_LOGS.is_dir():
-        pytest.skip(f"real logs not available at {REAL_LOGS}")
-    return REAL_LOGS
+    from tests.real_components import require_real_logs
+
+    return require_real_logs()
 
 
 @pytest.fixture(scope="session")

@@ -67,7 +67,7 @@ def collect(model: str, data: Path, output: Path, output_format: str, ctx_size: 
             alpha: float, progress: bool, save_every: int, resume: bool, device_map: str | None,
             max_memory: str | None, offload: str) -> None:
     """Collect an importance matrix for llama-quantize --imatrix from MODEL (HF folder, .gguf, or gemma3-270m)."""
-    from imatrix.collect_pipeline import CollectSettings, run_collect
+    from imatrix.collect.pipeline import CollectSettings, run_collect
 
     settings = CollectSettings(
         model=model, gguf_file=gguf_file, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
@@ -83,7 +83,7 @@ def collect(model: str, data: Path, output: Path, output_format: str, ctx_size: 
         raise click.ClickException("interrupted; the output file was not (re)written (if a checkpoint was saved, "
                                    "the line above names it: rerun with --resume)") from None
     except Exception as error:  # noqa: BLE001 - every known failure becomes one clear message
-        from imatrix.collect_pipeline import USER_ERRORS
+        from imatrix.collect.pipeline import USER_ERRORS
 
         if isinstance(error, USER_ERRORS):
             raise click.ClickException(str(error)) from None

@@ -39,7 +39,8 @@ def eval_command(quants: tuple[Path, ...], reference: Path, text: Path, ctx_size
     """
     from tqdm import tqdm
 
-    from imatrix import evaluate, llamacpp
+    from imatrix.llamacpp import evaluate
+    from imatrix.llamacpp import tools as llamacpp
 
     options = evaluate.EvalOptions(ctx_size=ctx_size, chunks=chunks, threads=threads)
     bar = tqdm(total=1 + len(quants), unit="model", desc="llama-perplexity", dynamic_ncols=True)

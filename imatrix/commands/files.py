@@ -1,4 +1,4 @@
-"""`imatrix inspect | merge | convert | compare | mix`: thin click commands over imatrix.files, statistics, compare, hybrid."""
+"""`imatrix inspect | merge | convert | compare | mix`: thin click commands over imatrix.files.imatrix_file, statistics, compare, hybrid."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ chunk_size_option = click.option(
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn file and value errors into one clear click message; relay writer warnings to stderr."""
-    from imatrix.files import ImatrixFileError
+    from imatrix.files.imatrix_file import ImatrixFileError
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -47,7 +47,7 @@ def user_errors() -> Iterator[None]:
 
 def read_inputs(paths: list[Path], chunk_size: int | None):
     """Read every input; .dat files use `chunk_size`, or the first GGUF input's chunk size, or 512."""
-    from imatrix.files import DEFAULT_CHUNK_SIZE, GGUF_MAGIC, read_imatrix
+    from imatrix.files.imatrix_file import DEFAULT_CHUNK_SIZE, GGUF_MAGIC, read_imatrix
 
     def is_gguf(path: Path) -> bool:
         with open(path, "rb") as handle:
@@ -61,7 +61,7 @@ def read_inputs(paths: list[Path], chunk_size: int | None):
 
 def write_output(imatrix, output: Path, output_format: str | None, sources: list[Path]) -> str:
     """Write GGUF or .dat; an imatrix without dataset names gets its source file names (llama-quantize needs one)."""
-    from imatrix.files import write_dat, write_gguf
+    from imatrix.files.imatrix_file import write_dat, write_gguf
 
     if not imatrix.datasets:
         imatrix.datasets = [str(path) for path in sources]
@@ -113,7 +113,7 @@ def format_description(info: dict) -> str:
 @chunk_size_option
 def inspect(file: Path, as_json: bool, plot: Path | None, chunk_size: int | None) -> None:
     """Show an imatrix's entries, counts, datasets and the statistics of llama-imatrix --show-statistics."""
-    from imatrix.statistics import compute_statistics, format_table, plot_heatmap
+    from imatrix.show_statistics import compute_statistics, format_table, plot_heatmap
 
     with user_errors():
         (imatrix,), _ = read_inputs([file], chunk_size)
@@ -143,7 +143,7 @@ def merge(inputs: tuple[Path, ...], output: Path, output_format: str | None, chu
     A .dat input becomes sum = value·c, count = ncall·c with c from --chunk-size, so its weight in the merge
     depends on c, exactly as in llama-imatrix.
     """
-    from imatrix.files import merge as merge_imatrices
+    from imatrix.files.imatrix_file import merge as merge_imatrices
 
     with user_errors():
         imatrices, chunk = read_inputs(list(inputs), chunk_size)
@@ -160,7 +160,7 @@ def merge(inputs: tuple[Path, ...], output: Path, output_format: str | None, chu
 @chunk_size_option
 def convert(input_file: Path, output: Path, output_format: str | None, chunk_size: int | None) -> None:
     """Rewrite an imatrix as GGUF or legacy .dat (the .dat format keeps per-column means, not per-expert counts)."""
-    from imatrix.files import merge as merge_imatrices
+    from imatrix.files.imatrix_file import merge as merge_imatrices
 
     with user_errors():
         imatrices, chunk = read_inputs([input_file], chunk_size)
@@ -176,8 +176,8 @@ def convert(input_file: Path, output: Path, output_format: str | None, chunk_siz
 @chunk_size_option
 def compare(file_a: Path, file_b: Path, as_json: bool, chunk_size: int | None) -> None:
     """Per-tensor cosine and relative error (B is the reference) of per-column means; key and count differences."""
-    from imatrix.compare import compare as compare_imatrices
-    from imatrix.compare import format_report
+    from imatrix.files.compare import compare as compare_imatrices
+    from imatrix.files.compare import format_report
 
     with user_errors():
         (a, b), _ = read_inputs([file_a, file_b], chunk_size)
@@ -203,8 +203,8 @@ def parse_alpha(_ctx: click.Context, _param: click.Parameter, value: float) -> f
               help="Weight of the hybrid term: sum/count = (1−α)·m/mean(m) + α·h/mean(h), per tensor and expert.")
 def mix(raw: Path, output: Path, output_format: str | None, alpha: float) -> None:
     """Write an imatrix from a raw hybrid sidecar (imatrix collect --hybrid) at another α, without rerunning the model."""
-    from imatrix.hybrid import mix as mix_importance
-    from imatrix.hybrid import read_raw
+    from imatrix.importance.hybrid import mix as mix_importance
+    from imatrix.importance.hybrid import read_raw
 
     with user_errors():
         imatrix, energy = read_raw(raw)

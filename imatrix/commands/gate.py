@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from logminer.atomic import write_atomic, write_with
+from calibkit.atomic import write_atomic, write_with
 
 DEFAULT_ALPHAS_TEXT = "0,0.25,0.5,0.75,1"
 
@@ -53,9 +53,9 @@ def gate(raw_cal: Path, raw_val: Path, model_path: Path, types: tuple[str, ...],
     tensor really gets (read from a llama-quantize run), and write that imatrix."""
     from tqdm import tqdm
 
-    from imatrix import gate as gating
-    from imatrix.files import ImatrixFileError, read_imatrix, write_gguf
-    from imatrix.hybrid import read_raw
+    from imatrix.files.imatrix_file import ImatrixFileError, read_imatrix, write_gguf
+    from imatrix.importance import gate as gating
+    from imatrix.importance.hybrid import read_raw
 
     grid = parse_alphas(alphas)
     if types_from and len(types_from) != len(types):
@@ -119,12 +119,12 @@ def _check_device(device: str) -> None:
 
 def _quantizer(proxy: str | None):
     """(roundtrip, label): llama.cpp's quantizer, or the documented RTN proxy when --proxy rtn is given."""
-    from imatrix import gate as gating
+    from imatrix.importance import gate as gating
 
     if proxy == "rtn":
         return gating.rtn_roundtrip, "rtn-proxy"
-    from imatrix.ggml_quant import GgmlLibraryMissing, GgmlQuantizer
-    from imatrix.llamacpp import LlamaCppNotFound
+    from imatrix.importance.ggml_quant import GgmlLibraryMissing, GgmlQuantizer
+    from imatrix.llamacpp.tools import LlamaCppNotFound
 
     try:
         quantizer = GgmlQuantizer.load()
@@ -138,8 +138,8 @@ def _quantizer(proxy: str | None):
 
 def _final_types(model_path, model, calibration, requested, index, types_from, proxy, threads):
     """Final tensor types for one --type: from --types-from, else a llama-quantize run, else (rtn proxy only) a rule."""
-    from imatrix import gate as gating
-    from imatrix.llamacpp import LlamaCppFailed, LlamaCppNotFound
+    from imatrix.importance import gate as gating
+    from imatrix.llamacpp.tools import LlamaCppFailed, LlamaCppNotFound
 
     if types_from:
         return gating.final_types_from_gguf(types_from[index]), f"from {types_from[index].name}"

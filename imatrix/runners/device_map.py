@@ -2,23 +2,27 @@
 
 transformers/accelerate place whole submodules and move activations between devices with their hooks; offloaded
 ("cpu"/"disk") modules run on the main execution device with weights streamed in. The collector's hooks see each
-linear's input on whatever device it runs on, so the accumulators follow the inputs: `PlacedStatistics` moves a key's
+linear's input on whatever device it runs on, so the accumulators follow the inputs: `PlacedAccumulators` moves a key's
 sums/counts to the device of its first input (once, no host sync) and `to_imatrix` gathers them at the end.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from contextlib import ExitStack
 
 import torch
 
-from imatrix.collector import Statistics
-from imatrix.model_loading import ModelLoadError, ModelSource, torch_dtype
+from imatrix.collect.accumulators import Accumulators, Plan
+from imatrix.model.loading import ModelLoadError, ModelSource, torch_dtype
+from imatrix.runners.base import Perplexity, RunRequest
+from imatrix.runners.distributed import World
+from imatrix.runners.resident import ResidentRunner
 
 
-class PlacedStatistics(Statistics):
-    """Statistics whose per-key accumulators live on the device where that key's inputs arrive."""
+class PlacedAccumulators(Accumulators):
+    """Accumulators whose per-key sums live on the device where that key's inputs arrive."""
 
     def _follow(self, key: str, device: torch.device) -> None:
         if self.sums[key].device != device:
@@ -82,3 +86,31 @@ def load_device_mapped(source: ModelSource, device_map: str, dtype: str, trust_r
     model.config.use_cache = False
     return model
 
+
+class DeviceMapRunner:
+    """--device-map auto|...: accelerate places the weights over GPUs, CPU and disk; accumulators follow the inputs."""
+
+    name = "device_map"
+
+    def refusal(self, request: RunRequest) -> str | None:
+        if request.hybrid:
+            return ("--hybrid with --device-map: the column energies need every weight resident, and a device map "
+                    "may offload some to cpu/disk; collect without --hybrid, or on one device")
+        if World.from_env().active:
+            return "--device-map: not supported under torchrun (each rank holds a whole model); drop one"
+        return None
+
+    def load(self, request: RunRequest, resources: ExitStack) -> torch.nn.Module:
+        return load_device_mapped(request.source, request.device_map, request.model.dtype,
+                                  request.model.trust_remote_code, parse_max_memory(request.max_memory), resources)
+
+    def accumulators(self, request: RunRequest, model: torch.nn.Module,
+                     shapes: dict[str, tuple[int, int]]) -> Accumulators:
+        return PlacedAccumulators(shapes, "cpu", request.accumulator_dtype)
+
+    def run(self, request: RunRequest, model: torch.nn.Module, plan: Plan, stats: Accumulators,
+            on_chunks_done: Callable[[int], None]) -> Perplexity | None:
+        return ResidentRunner().run(request, model, plan, stats, on_chunks_done)
+
+    def is_writer(self) -> bool:
+        return True

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from imatrix.collector import Plan, Statistics
-from imatrix.runners.resident import Perplexity, RunOptions, run_resident
+from imatrix.collect.accumulators import Accumulators, Plan
+from imatrix.model.loading import ModelOptions, load_model
+from imatrix.runners.base import Perplexity, RunOptions, RunRequest
+from imatrix.runners.resident import run_resident
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ class BatchPartials:
     so each partial is exactly what that batch added in a single-process run. Counts are integers and simply summed.
     """
 
-    def __init__(self, stats: Statistics) -> None:
+    def __init__(self, stats: Accumulators) -> None:
         self.stats, self.keys = stats, sorted(stats.sums)
         self.partials: list[torch.Tensor] = []
 
@@ -140,7 +142,7 @@ def reduce_in_chunk_order(partials: BatchPartials, owners: list[int], world: Wor
         partials.store(total)
 
 
-def run_distributed(model: torch.nn.Module, chunks: np.ndarray, plan: Plan, stats: Statistics, options: RunOptions,
+def run_distributed(model: torch.nn.Module, chunks: np.ndarray, plan: Plan, stats: Accumulators, options: RunOptions,
                     world: World) -> Perplexity | None:
     """This rank's share through the resident runner, then the reductions; rank 0 ends with the full statistics."""
     import torch.distributed as dist
@@ -167,3 +169,35 @@ def run_distributed(model: torch.nn.Module, chunks: np.ndarray, plan: Plan, stat
     dist.barrier()
     dist.destroy_process_group()  # no collective follows; rank 0 writes alone
     return None if recording is None else perplexity_in_order(gathered)
+
+
+class DistributedRunner:
+    """Under torchrun (WORLD_SIZE > 1): every rank loads the whole model on its device and collects its shard."""
+
+    name = "torchrun"
+
+    def refusal(self, request: RunRequest) -> str | None:
+        if request.checkpoint is not None and request.checkpoint.active:
+            return "--save-every/--resume: not supported under torchrun yet; run a single process to resume"
+        return None
+
+    def load(self, request: RunRequest, resources) -> torch.nn.Module:
+        world = World.from_env()
+        device = world.device(request.model.device)
+        init_process_group(world, device)
+        options = request.model
+        return load_model(request.source, ModelOptions(options.model, options.gguf_file, options.dtype, device,
+                                                       options.trust_remote_code))
+
+    def accumulators(self, request: RunRequest, model: torch.nn.Module,
+                     shapes: dict[str, tuple[int, int]]) -> Accumulators:
+        return Accumulators(shapes, next(model.parameters()).device, request.accumulator_dtype)
+
+    def run(self, request: RunRequest, model: torch.nn.Module, plan: Plan, stats: Accumulators,
+            on_chunks_done) -> Perplexity | None:
+        world = World.from_env()
+        request.log(f"rank {world.rank}/{world.world_size}: data-parallel collection")
+        return run_distributed(model, request.chunks, plan, stats, request.options, world)
+
+    def is_writer(self) -> bool:
+        return World.from_env().is_writer

@@ -2,105 +2,71 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import ExitStack
 
 import numpy as np
 import torch
 
-from imatrix.collector import Plan, Statistics, collecting
-
-LLAMA_BATCH_TOKENS = 2048  # llama-imatrix's default -b: chunks per decode = max(1, n_batch / n_ctx)
-
-
-class NonFiniteError(RuntimeError):
-    """An accumulated sum became inf/NaN; names the tensor and the chunks of the batch where it happened."""
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """--batch-size (chunks per forward, 0 = like llama.cpp), --no-ppl, --output-frequency, progress bar."""
-
-    batch_size: int = 0
-    compute_ppl: bool = True
-    output_frequency: int = 10
-    keep_all_logits: bool = False  # --process-output with an untied head: the head must see every position
-    progress: bool = True
-
-    def chunks_per_batch(self, ctx_size: int) -> int:
-        return self.batch_size if self.batch_size > 0 else max(1, LLAMA_BATCH_TOKENS // ctx_size)
+from imatrix.collect.accumulators import Accumulators, Plan, collecting
+from imatrix.model.loading import load_model
+from imatrix.runners.base import (
+    NonFiniteError,
+    Perplexity,
+    RunOptions,
+    RunRequest,
+    chunk_nll,
+    input_device,
+    logits_to_keep,
+)
 
 
-@dataclass
-class Perplexity:
-    """llama-perplexity's estimator over the second half of every chunk (spec §2), accumulated in float64."""
+class ResidentRunner:
+    """The default: the whole model on --device; the only runner that checkpoints (--save-every / --resume)."""
 
-    nll: float = 0.0
-    nll2: float = 0.0
-    count: int = 0
-    per_chunk: list[float] = field(default_factory=list)  # running exp(mean NLL) after each chunk, as printed
+    name = "resident"
 
-    def add_chunk(self, token_nll: np.ndarray) -> None:
-        values = token_nll.astype(np.float64)
-        self.nll += float(values.sum())
-        self.nll2 += float(np.square(values).sum())
-        self.count += values.size
-        self.per_chunk.append(self.value)
+    def refusal(self, request: RunRequest) -> str | None:
+        return None
 
-    @property
-    def value(self) -> float:
-        return math.exp(self.nll / self.count) if self.count else float("nan")
+    def load(self, request: RunRequest, resources: ExitStack) -> torch.nn.Module:
+        return load_model(request.source, request.model)
 
-    @property
-    def error(self) -> float:
-        """sqrt(var/(count-1))·ppl with var = E[nll²] − E[nll]², 0 when undefined (llama.cpp)."""
-        if self.count < 2:
-            return 0.0
-        mean = self.nll / self.count
-        variance = self.nll2 / self.count - mean * mean
-        return math.sqrt(variance / (self.count - 1)) * self.value if variance > 0 else 0.0
+    def accumulators(self, request: RunRequest, model: torch.nn.Module,
+                     shapes: dict[str, tuple[int, int]]) -> Accumulators:
+        return Accumulators(shapes, next(model.parameters()).device, request.accumulator_dtype)
 
+    def run(self, request: RunRequest, model: torch.nn.Module, plan: Plan, stats: Accumulators,
+            on_chunks_done: Callable[[int], None]) -> Perplexity | None:
+        from imatrix.collect.checkpoint import CheckpointPaths, run_identity, run_resumable
 
-def scored_positions(ctx_size: int) -> int:
-    """Logits kept per chunk for PPL: positions ctx/2 … ctx-1 (the last one predicts nothing)."""
-    return ctx_size - ctx_size // 2
+        chunks, options, checkpoint = request.chunks, request.options, request.checkpoint
 
+        def run(start: int, perplexity: Perplexity | None, on_batch_done) -> Perplexity | None:
+            return run_resident(model, chunks, plan, stats, options, on_chunks_done, start_chunk=start,
+                                perplexity=perplexity, on_batch_done=on_batch_done)
 
-def chunk_nll(logits: torch.Tensor, chunks: torch.Tensor) -> torch.Tensor:
-    """NLL of tokens ctx/2+1 … ctx-1 of each chunk from the logits of positions ctx/2 … ctx-2."""
-    ctx_size = chunks.shape[1]
-    first = ctx_size // 2
-    scoring = logits[:, -(ctx_size - first):-1, :].float()
-    targets = chunks[:, first + 1:].unsqueeze(-1)
-    # -log_softmax[target] = logsumexp - logit[target]: a reduction, so no vocab-sized log-prob tensor is written
-    return torch.logsumexp(scoring, dim=-1) - scoring.gather(-1, targets).squeeze(-1)
+        if checkpoint is None:
+            return run(0, None, None)
+        identity = run_identity(
+            model_label=request.source.label, model_config=model.config.to_dict(), dtype=request.model.dtype,
+            data=checkpoint.data, chunks=chunks, skip_chunks=checkpoint.skip_chunks,
+            chunks_per_batch=options.chunks_per_batch(chunks.shape[1]), accumulate=request.accumulate,
+            shapes=plan.shapes())
+        return run_resumable(run, stats, CheckpointPaths.beside(checkpoint.output), identity, list(request.datasets),
+                             every=checkpoint.every, resume=checkpoint.resume, log=request.log)
+
+    def is_writer(self) -> bool:
+        return True
 
 
-def _logits_to_keep(options: RunOptions, ctx_size: int) -> int:
-    if options.keep_all_logits:
-        return 0
-    return scored_positions(ctx_size) if options.compute_ppl else 1
-
-
-def input_device(model: torch.nn.Module) -> torch.device:
-    """Where token ids go: the input embeddings' device, or (offloaded under a device_map) where they execute."""
-    embeddings = model.get_input_embeddings()
-    device = embeddings.weight.device
-    if device.type == "meta":
-        hook = getattr(embeddings, "_hf_hook", None)
-        execution = getattr(hook, "execution_device", None)
-        return torch.device(execution if execution is not None else "cpu")
-    return device
-
-
-def run_resident(model: torch.nn.Module, chunks: np.ndarray, plan: Plan, stats: Statistics, options: RunOptions,
+def run_resident(model: torch.nn.Module, chunks: np.ndarray, plan: Plan, stats: Accumulators, options: RunOptions,
                  on_chunks_done: Callable[[int], None] | None = None, *, start_chunk: int = 0,
                  perplexity: Perplexity | None = None,
                  on_batch_done: Callable[[int, Perplexity | None], None] | None = None) -> Perplexity | None:
     """Forward every chunk with the hooks installed; on_chunks_done(n) fires every output_frequency chunks.
 
-    Resuming (imatrix.checkpoint): `start_chunk` skips chunks already in `stats` (batches keep the boundaries of a
+    Resuming (imatrix.collect.checkpoint): `start_chunk` skips chunks already in `stats` (batches keep the boundaries of a
     run from 0), `perplexity` carries the accumulators so far, and on_batch_done(next_chunk, perplexity) fires after
     every completed batch.
     """
@@ -109,7 +75,7 @@ def run_resident(model: torch.nn.Module, chunks: np.ndarray, plan: Plan, stats: 
     device = input_device(model)
     n_chunk, ctx_size = chunks.shape
     per_batch = options.chunks_per_batch(ctx_size)
-    keep = _logits_to_keep(options, ctx_size)
+    keep = logits_to_keep(options, ctx_size)
     if perplexity is None and options.compute_ppl:
         perplexity = Perplexity()
     freq = options.output_frequency
@@ -140,7 +106,7 @@ def run_resident(model: torch.nn.Module, chunks: np.ndarray, plan: Plan, stats: 
     return perplexity
 
 
-def _check_finite(stats: Statistics, start: int, stop: int) -> None:
+def _check_finite(stats: Accumulators, start: int, stop: int) -> None:
     bad = stats.first_nonfinite()
     if bad is not None:
         raise NonFiniteError(f"non-finite values detected in {bad} while processing chunks {start}..{stop - 1}")

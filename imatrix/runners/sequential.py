@@ -28,9 +28,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from imatrix.collector import Plan, Statistics, collecting
-from imatrix.model_loading import ModelLoadError
-from imatrix.runners.resident import NonFiniteError, Perplexity, RunOptions, _logits_to_keep, chunk_nll
+from imatrix.collect.accumulators import Accumulators, Plan, collecting
+from imatrix.model.loading import ModelLoadError
+from imatrix.runners.base import (
+    NonFiniteError,
+    Perplexity,
+    RunOptions,
+    RunRequest,
+    chunk_nll,
+    logits_to_keep,
+    parse_device,
+)
 
 LAYER_KEY_RE = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 
@@ -124,7 +132,7 @@ def load_skeleton(folder: Path, dtype_name: str, device: torch.device, trust_rem
     """(model with only the non-layer weights on `device`, LayerLoader): from_pretrained's steps, minus the layers."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from imatrix.model_loading import torch_dtype
+    from imatrix.model.loading import torch_dtype
 
     config = AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
     if getattr(config, "num_kv_shared_layers", 0):
@@ -185,7 +193,7 @@ def _hidden_home(device: torch.device, total_bytes: int) -> torch.device:
     return device if total_bytes <= free // 2 else torch.device("cpu")
 
 
-def run_sequential(model: nn.Module, loader: LayerLoader, chunks: np.ndarray, plan: Plan, stats: Statistics,
+def run_sequential(model: nn.Module, loader: LayerLoader, chunks: np.ndarray, plan: Plan, stats: Accumulators,
                    options: RunOptions,
                    log: Callable[[str], None] = print) -> tuple[Perplexity | None, SequentialReport]:
     """Collect over all chunks one decoder layer at a time (see the module docstring)."""
@@ -276,7 +284,7 @@ def _final_pass(model, chunks, batches, hidden, device, options, recording) -> P
     perplexity = Perplexity() if options.compute_ppl else None
     if perplexity is None and not options.keep_all_logits:
         return None
-    keep = _logits_to_keep(options, chunks.shape[1])
+    keep = logits_to_keep(options, chunks.shape[1])
     for b, (start, stop) in enumerate(batches):
         recording.replay = hidden[b].to(device)
         batch = torch.from_numpy(chunks[start:stop]).to(device)
@@ -286,3 +294,46 @@ def _final_pass(model, chunks, batches, hidden, device, options, recording) -> P
                 perplexity.add_chunk(row)
     recording.replay = None
     return perplexity
+
+
+class SequentialRunner:
+    """--offload sequential: one decoder layer of a safetensors checkpoint materialised at a time."""
+
+    name = "sequential"
+
+    def refusal(self, request: RunRequest) -> str | None:
+        clashes = [name for name, given in (
+            ("--device-map", request.device_map), ("torchrun", _torchrun_active()),
+            ("--save-every", request.checkpoint is not None and request.checkpoint.every),
+            ("--resume", request.checkpoint is not None and request.checkpoint.resume),
+            ("--hybrid", request.hybrid), ("--gguf-file/.gguf", request.source.gguf_file)) if given]
+        if clashes:
+            return (f"--offload sequential: cannot be combined with {', '.join(clashes)} (it streams one layer of a "
+                    "safetensors checkpoint at a time and finishes each layer for all chunks)")
+        return None
+
+    def load(self, request: RunRequest, resources) -> nn.Module:
+        model, loader = load_skeleton(request.source.folder, request.model.dtype, parse_device(request.model.device),
+                                      request.model.trust_remote_code)
+        self.loader = loader  # the skeleton's layer loader, used by run()
+        return model
+
+    def accumulators(self, request: RunRequest, model: nn.Module, shapes: dict[str, tuple[int, int]]) -> Accumulators:
+        return Accumulators(shapes, parse_device(request.model.device), request.accumulator_dtype)
+
+    def run(self, request: RunRequest, model: nn.Module, plan: Plan, stats: Accumulators,
+            on_chunks_done: Callable[[int], None]) -> Perplexity | None:
+        perplexity, report = run_sequential(model, self.loader, request.chunks, plan, stats, request.options,
+                                            request.log)
+        for line in report.lines():
+            request.log(line)
+        return perplexity
+
+    def is_writer(self) -> bool:
+        return True
+
+
+def _torchrun_active() -> bool:
+    from imatrix.runners.distributed import World
+
+    return World.from_env().active

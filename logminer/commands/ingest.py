@@ -1,4 +1,4 @@
-"""`logminer ingest`, `inspect` and `validate`: thin click commands over logminer.ingest / detect / render.
+"""`logminer ingest`, `inspect` and `validate`: thin click commands over logminer.ingest.pipeline / detect / render.
 
 Heavy imports (transformers through render.load_tokenizer) happen inside the commands, so `--help` stays fast.
 """
@@ -11,12 +11,12 @@ from collections.abc import Callable
 
 import click
 
-from logminer.agents import SOURCES
+from logminer.reading.registry import source_names
 
 
 def _resolve_inputs(raw: tuple[str, ...], inputs: tuple[str, ...], source: str | None) -> list[str]:
     """RAW and --input paths; with none, the default log folders of --source."""
-    from logminer.agents import AgentSourceError, source_folders
+    from logminer.reading.registry import AgentSourceError, source_folders
 
     explicit = [*raw, *inputs]
     if explicit:
@@ -41,7 +41,7 @@ def _progress(paths: list[str], label: str) -> tuple[Callable[[str], None], Call
 
     from tqdm import tqdm
 
-    from logminer.ingest import input_sizes
+    from logminer.ingest.pipeline import input_sizes
 
     sizes = input_sizes(paths)
     files = sorted(sizes)
@@ -71,7 +71,7 @@ def _progress(paths: list[str], label: str) -> tuple[Callable[[str], None], Call
 def _load_tokenizer(path: str | None):
     if path is None:
         return None
-    from logminer.render import RenderError, load_tokenizer
+    from logminer.rendering.chat import RenderError, load_tokenizer
 
     try:
         return load_tokenizer(path)
@@ -82,7 +82,7 @@ def _load_tokenizer(path: str | None):
 @click.command()
 @click.argument("raw", nargs=-1, type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="sessions.parquet to write.")
-@click.option("--source", type=click.Choice(SOURCES), help="Read this agent's default log folders.")
+@click.option("--source", type=click.Choice(source_names()), help="Read this agent's default log folders.")
 @click.option("--input", "inputs", multiple=True, type=click.Path(), help="Log path (repeatable); overrides --source.")
 @click.option("--strict", is_flag=True, help="Stop at the first rejected record instead of counting it.")
 @click.option("--min-score", type=click.FloatRange(0, 1), default=0.0, show_default=True,
@@ -109,10 +109,10 @@ def ingest(raw, output, source, inputs, strict, min_score, min_turns, min_tokens
 
     RAW: log files, folders or globs (.gz/.zst too); each file's format is detected from its content.
     """
-    from logminer.ingest import IngestOptions, OutputError
-    from logminer.ingest import ingest as run_ingest
-    from logminer.render import has_chat_template
-    from logminer.sources import SourceError
+    from logminer.ingest.pipeline import IngestOptions, OutputError
+    from logminer.ingest.pipeline import ingest as run_ingest
+    from logminer.reading.sources import SourceError
+    from logminer.rendering.chat import has_chat_template
 
     paths = _resolve_inputs(raw, inputs, source)
     loaded = _load_tokenizer(tokenizer)
@@ -151,9 +151,9 @@ def _tokenizer_name(path: str | None) -> str | None:
 def inspect(raw, as_json, strict) -> None:
     """Per file of RAW (files, folders, globs): detected format, sessions, turns, tool calls, rejections and
     skips with reasons, as read (before cleaning). Writes nothing."""
-    from logminer.detect import read_inputs
-    from logminer.report import IngestReport
-    from logminer.sources import SourceError
+    from logminer.ingest.report import IngestReport
+    from logminer.reading.detect import read_inputs
+    from logminer.reading.sources import SourceError
 
     report = IngestReport()
     try:
@@ -207,7 +207,7 @@ def validate(sessions, tokenizer, include_reasoning) -> None:
     """Render every session of SESSIONS through the tokenizer's chat template; report the ones that fail."""
     import polars as pl
 
-    from logminer.render import RenderError, has_chat_template, render_session
+    from logminer.rendering.chat import RenderError, has_chat_template, render_session
     from logminer.schema import row_to_session
 
     loaded = _load_tokenizer(tokenizer)

@@ -1,4 +1,4 @@
-"""`logminer split` and `logminer corpus`: thin click wrappers over logminer.write_split and logminer.corpus.
+"""`logminer split` and `logminer corpus`: thin click wrappers over logminer.split.pipeline and logminer.corpus.
 
 Heavy modules (polars, numpy, transformers) are imported inside the commands so `logminer --help` stays fast.
 """
@@ -11,7 +11,7 @@ SHOW = {"show_default": True}
 
 
 def _token_count(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    from logminer.split import parse_token_count
+    from logminer.split.assign import parse_token_count
 
     if value is None:
         return None
@@ -22,7 +22,7 @@ def _token_count(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 def _ratios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float, float]:
-    from logminer.split import parse_ratios
+    from logminer.split.assign import parse_ratios
 
     try:
         return parse_ratios(value)
@@ -68,11 +68,11 @@ def split(inputs, out_dir, tokenizer, chat_template, threshold, num_perm, holdou
 
     INPUTS are sessions.parquet files from `logminer ingest` or raw logs (ingested in-process).
     """
-    from logminer.decontaminate import DecontaminationOptions
-    from logminer.dedup import DedupOptions
-    from logminer.split import SplitOptions
-    from logminer.split_inputs import InputError
-    from logminer.write_split import SplitError, SplitJob, run_split
+    from logminer.split.assign import SplitOptions
+    from logminer.split.decontaminate import DecontaminationOptions
+    from logminer.split.dedup import DedupOptions
+    from logminer.split.inputs import InputError
+    from logminer.split.pipeline import SplitError, SplitJob, run_split
 
     job = SplitJob(
         inputs=tuple(inputs), out_dir=out_dir, tokenizer=tokenizer, chat_template=chat_template, holdout=tuple(holdout), group_by=group_by,

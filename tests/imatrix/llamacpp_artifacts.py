@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from imatrix import llamacpp
+from imatrix.llamacpp import tools as llamacpp
+from tests.real_components import require_llamacpp_tools, require_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEXT = REPO_ROOT / "examples" / "text" / "mixed_prose_code.txt"
@@ -24,19 +25,8 @@ TOOLS = ("llama-quantize", "llama-imatrix", "llama-perplexity")
 
 
 def require_tools() -> None:
-    """Skip (with the install command) when the llama.cpp tools are absent; CI installs them in scripts/setup.sh."""
-    if not llamacpp.tools_available(TOOLS):
-        pytest.skip(f"llama.cpp tools not found; {llamacpp.INSTALL_HINT}")
-
-
-def require_model() -> Path:
-    """The real Gemma 3 270M Q4_K_M GGUF, or a skip saying which packages provide it."""
-    from imatrix.default_model import default_model_gguf
-
-    try:
-        return default_model_gguf()
-    except RuntimeError as error:
-        pytest.skip(str(error))
+    """The llama.cpp tools (scripts/setup.sh installs them): skipped locally, a failure in CI when absent."""
+    require_llamacpp_tools(TOOLS)
 
 
 class Artifacts:
@@ -83,7 +73,7 @@ class Artifacts:
 
     def perplexity(self, model: Path) -> tuple[float, float, str]:
         """llama-perplexity on the sample text at -c 128 over all chunks: (PPL, error, full output)."""
-        from imatrix.evaluate import parse_ppl_output
+        from imatrix.llamacpp.evaluate import parse_ppl_output
 
         def make(out: Path) -> None:
             run = llamacpp.perplexity(model, TEXT, ctx_size=CTX, threads=THREADS)

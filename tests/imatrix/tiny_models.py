@@ -1,6 +1,6 @@
 """Tiny random causal LMs built from transformers configs, and the imatrix entries their GGUF conversion would have.
 
-The expected entries are derived independently of imatrix.naming: from gguf's MODEL_TENSORS table for the arch (which
+The expected entries are derived independently of imatrix.model.naming: from gguf's MODEL_TENSORS table for the arch (which
 matmul tensors a block of that arch has) and from the config (dims, which layers are MoE).
 """
 

@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 from logminer.cli import main
 from logminer.corpus import CorpusError, build_corpus, check_disjoint, load_recipe
-from logminer.dedup import DedupOptions, deduplicate
-from logminer.render import count_tokens
+from logminer.rendering.chat import count_tokens
 from logminer.schema import Session, Turn, sessions_to_frame
-from logminer.write_split import SplitJob, run_split
+from logminer.split.dedup import DedupOptions, deduplicate
+from logminer.split.pipeline import SplitJob, run_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from dedup_throughput import planted_corpus  # noqa: E402

