@@ -89,6 +89,7 @@ class Segment:
     turns: list[Turn] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     timestamps: list[str] = field(default_factory=list)
+    flags: set[str] = field(default_factory=set)
 
 
 def sniff(source: SourceFile) -> bool:
@@ -180,13 +181,13 @@ def _segments(branch: list[Entry], entries: list[Entry], skipped: dict[str, list
                                       timestamp=stamp if isinstance(stamp, str) else None))
             kept = _first_kept(entry, branch, entries, index_of)
             for earlier in branch[kept:position] if kept is not None else []:
-                segment.turns += _entry_turns(earlier, set()) or []
+                segment.turns += _entry_turns(earlier, segment.flags) or []
             segments.append(segment)
         elif kind in SKIP_REASONS:
             skipped.setdefault(SKIP_REASONS[kind], []).append(entry.number)
             continue
         elif kind in CONTEXT_ENTRIES:
-            turns = _entry_turns(entry, set())
+            turns = _entry_turns(entry, segment.flags)
             if turns is None:
                 role = entry.obj["message"].get("role")
                 if role == "bashExecution":
@@ -310,7 +311,6 @@ def _sessions(source: SourceFile, meta: dict[str, Any], label: str, segments: li
         if not segment.lines:
             continue
         index = len(sessions)
-        flags: set[str] = set()
         metadata = {"cwd": _id(meta.get("cwd")), "version": meta.get("version", 1) if meta else None,
                     "relation": relation if index == 0 else "compaction-continuation",
                     "spawned_sessions": spawned or None}
@@ -320,7 +320,7 @@ def _sessions(source: SourceFile, meta: dict[str, Any], label: str, segments: li
             records=len(segment.lines), model=model,
             started_at=min(segment.timestamps, default=None), ended_at=max(segment.timestamps, default=None),
             parent_session_id=parent if index == 0 else sessions[-1].session_id,
-            flags=session_flags(segment.turns, flags),
+            flags=session_flags(segment.turns, segment.flags),
             metadata={key: value for key, value in metadata.items() if value is not None}))
     return sessions
 
