@@ -152,7 +152,7 @@ def _looks_like_entry(obj: dict[str, Any]) -> bool:
         return "snapshot" in obj and "messageId" in obj
     if kind == "attachment":
         return "sessionId" in obj and "uuid" in obj and isinstance(obj.get("attachment"), dict)
-    return kind in SKIP_REASONS and "sessionId" in obj and kind not in ("system", "progress")
+    return isinstance(kind, str) and kind in SKIP_REASONS and "sessionId" in obj and kind not in ("system", "progress")
 
 
 def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
@@ -315,7 +315,8 @@ def _turns(lines: list[Entry], flags: set[str]) -> list:
             continue
         message = entry.obj["message"]
         content = message.get("content")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content) if isinstance(
+            content, list) else []
         role = entry.obj["type"]
         merged = by_message_id.get(entry.message_id) if role == "assistant" and entry.message_id else None
         if merged is not None:

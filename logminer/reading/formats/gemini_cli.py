@@ -83,11 +83,15 @@ def _is_message(obj: Any) -> bool:
 
 
 def parse(source: SourceFile) -> Iterator[Event]:
+    lines = [line.strip() for line in source.data.split(b"\n") if line.strip()]
+    if not lines:
+        return
     objects = head_objects(source, limit=1)
-    if objects and not (len(source.text.strip().splitlines()) == 1 and isinstance(objects[0].get("messages"), list)):
-        yield from _parse_recording(source)
-    else:  # a pretty-printed document (its first line alone is not JSON) or the whole document on one line
+    one_document = len(lines) == 1 and bool(objects) and isinstance(objects[0].get("messages"), list)
+    if lines[0] in (b"{", b"\xef\xbb\xbf{") or one_document:  # pretty-printed, or the whole session on one line
         yield from _parse_document(source)
+    else:
+        yield from _parse_recording(source)
 
 
 class Conversation:
@@ -145,7 +149,7 @@ def _parse_recording(source: SourceFile) -> Iterator[Event]:
             messages[value["id"]] = (number, value)
         elif _is_metadata(value):
             meta.update({k: v for k, v in value.items() if k != "messages"})
-            _add_all(messages, value.get("messages") or [], number)
+            _add_all(messages, _list(value.get("messages")), number)
             used.append(number)
         else:
             unknown.add(value.get("type", "(no type)"), number)
@@ -246,16 +250,17 @@ def _session(source: SourceFile, meta: dict[str, Any], conversation: Conversatio
 def _reply(message: dict[str, Any], flags: set[str]) -> list[Turn]:
     stamp = _stamp(message)
     thoughts = [f"{t.get('subject', '')}: {t.get('description', '')}".strip(": ") if isinstance(t, dict) else str(t)
-                for t in message.get("thoughts") or [] if t]
+                for t in _list(message.get("thoughts")) if t]
     turn = Turn(role="assistant", text=_parts_text(message.get("content"), flags), reasoning="\n".join(thoughts),
                 timestamp=stamp)
     results = []
-    for raw in message.get("toolCalls") or []:
+    for raw in _list(message.get("toolCalls")):
         if not isinstance(raw, dict):
             continue
         turn.tool_calls.append(make_tool_call(raw.get("name"), raw.get("args") or {}, raw.get("id")))
         failed = raw.get("status") in ("error", "cancelled")
-        for part in raw.get("result") or [] if isinstance(raw.get("result"), list) else [raw.get("result")]:
+        result = raw.get("result")
+        for part in result if isinstance(result, list) else [result]:
             if isinstance(part, dict) and isinstance(part.get("functionResponse"), dict):
                 results.append(_response_turn(part["functionResponse"], raw, failed))
     return [turn, *results]
@@ -278,6 +283,10 @@ def _parts_text(content: Any, flags: set[str]) -> str:
     if isinstance(content, list) and any(isinstance(p, dict) and ("inlineData" in p or "fileData" in p) for p in content):
         flags.add(NON_TEXT_DROPPED)
     return content_text(content)
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _stamp(obj: dict[str, Any]) -> str | None:

@@ -78,8 +78,9 @@ class Entry:
     obj: dict[str, Any]
 
     @property
-    def kind(self) -> Any:
-        return self.obj.get("type")
+    def kind(self) -> str | None:
+        kind = self.obj.get("type")
+        return kind if isinstance(kind, str) or kind is None else repr(kind)  # a table key, also when malformed
 
 
 @dataclass
@@ -247,7 +248,7 @@ def _assistant(message: dict[str, Any], flags: set[str], stamp: str | None) -> T
     turn = Turn(role="assistant", timestamp=stamp)
     texts, thoughts = [], []
     content = message.get("content")
-    for block in [{"type": "text", "text": content}] if isinstance(content, str) else content or []:
+    for block in [{"type": "text", "text": content}] if isinstance(content, str) else _list(content):
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
             texts.append(_str(block.get("text")))
@@ -280,6 +281,10 @@ def _text(content: Any, flags: set[str]) -> str:
     if isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "image" for b in content):
         flags.add(NON_TEXT_DROPPED)
     return content_text(content)
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _str(value: Any) -> str:
