@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from logminer.cli import main
+from logminer.reading.detect import read_inputs
 from logminer.reading.formats.drift import UnknownTypes, unknown_reason, unknown_type
+from logminer.schema import Rejected, Session
 
 
 def test_reason_round_trips_and_groups_by_type():
@@ -42,3 +45,31 @@ def test_inspect_lists_unknown_line_types_in_text_and_json(tmp_path):
     [row] = [json.loads(line) for line in result.output.splitlines()]
     assert row["unknown_types"] == ["response_item:hologram", "teleport"] and row["rejected"] == {}
     assert row["records"] == sum(row["skipped"].values()) + 2  # session_meta + the user message were read
+
+
+JSONL_EXAMPLES = {
+    "claude-code": "claude-code/-home-dev-projects-inventory/5b0e6f1c-2d7a-4c3e-9a41-7f2d8c1e0b93.jsonl",
+    "openai-chat": "openai-chat/conversations.jsonl",
+    "openai-responses": "openai-responses/exchanges.jsonl",
+    "llm-log": "llm-log/interactions_20251107_092915.jsonl",
+    "openhands-v1": "openhands-v1/count_lines.jsonl",
+    "qwen-code": "qwen-code/projects/-home-dev-weather-cli/chats/0f3a9c1e-7b2d-4e8f-9a6b-5c4d3e2f1a0b.jsonl",
+    "pi": "pi/--home-dev-weather-cli--/2026-03-01T10-00-00-000Z_5b8c2e1a-3d4f-4a6b-9c7d-2e1f0a9b8c7d.jsonl",
+    "gemini-cli": "gemini-cli/tmp/c3f9c3f9/chats/session-2026-03-01T10-30-8e2f4a6c.jsonl",
+}
+
+
+@pytest.mark.parametrize("name", sorted(JSONL_EXAMPLES))
+def test_a_junk_first_line_does_not_hide_the_format(example_logs, tmp_path, name):
+    """Detection reads several lines: a cut-off first record or a stray note is one rejected line, not a lost file."""
+    original = example_logs / JSONL_EXAMPLES[name]
+    lines = original.read_text().splitlines()
+    clean = [event for _, _, event in read_inputs([str(original)])]
+    for junk in ('{"cut off in the middle": "of a rec', "# exported 2026-03-01"):
+        path = tmp_path / original.name
+        path.write_text("\n".join([junk, *lines]) + "\n")
+        events = list(read_inputs([str(path)]))
+        assert {fmt for _, fmt, _ in events} == {name}, junk
+        rejected = [e for _, _, e in events if isinstance(e, Rejected)]
+        assert [(e.line, e.records) for e in rejected] == [(1, 1)]
+        assert sum(isinstance(e, Session) for _, _, e in events) == sum(isinstance(e, Session) for e in clean)
