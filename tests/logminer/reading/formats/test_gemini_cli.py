@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 from logminer.reading.detect import detect_format
 from logminer.reading.formats import gemini_cli
@@ -157,3 +158,11 @@ def test_real_small_capture_and_json_session(real_logs):
     [legacy] = sessions(parse(path))
     assert legacy.agent == "gemini-cli" and Counter(t.role for t in legacy.turns) == {"user": 1, "assistant": 13}
     assert legacy.records == 14 and not [c for t in legacy.turns for c in t.tool_calls]
+
+
+def test_source_folder(tmp_path):
+    from logminer.reading.registry import default_folders
+
+    assert default_folders("gemini", home=tmp_path, env={}) == [tmp_path / ".gemini" / "tmp"]
+    assert default_folders("gemini", home=tmp_path, env={"GEMINI_CLI_HOME": "/h"}) == [
+        Path("/h/.gemini/tmp")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 from logminer.reading.formats import pi
 from logminer.reading.sources import SourceFile
@@ -197,3 +198,19 @@ def test_real_openclaw_session(real_logs):
     assert skipped(events) == {pi.SKIP_REASONS["custom"]: 2, pi.SKIP_REASONS["model_change"]: 1,
                                pi.SKIP_REASONS["thinking_level_change"]: 1}
     assert sum(e.records for e in events) == nonblank_lines(path)
+
+
+def test_source_folders(tmp_path):
+    from logminer.reading.registry import default_folders, source_folders
+
+    assert default_folders("pi", home=tmp_path, env={}) == [tmp_path / ".pi" / "agent" / "sessions"]
+    assert default_folders("pi", home=tmp_path, env={"PI_CODING_AGENT_DIR": "/x"}) == [Path("/x/sessions")]
+    assert default_folders("openclaw", home=tmp_path, env={}) == [tmp_path / ".openclaw/agents/main/sessions"]
+    for agent in ("main", "coder"):
+        (tmp_path / ".openclaw" / "agents" / agent / "sessions").mkdir(parents=True)
+    assert source_folders("openclaw", home=tmp_path, env={}) == [
+        str(tmp_path / ".openclaw/agents/coder/sessions"), str(tmp_path / ".openclaw/agents/main/sessions")]
+    state = tmp_path / "state"
+    (state / "agents" / "a" / "sessions").mkdir(parents=True)
+    assert default_folders("openclaw", home=tmp_path, env={"OPENCLAW_STATE_DIR": str(state)}) == [
+        state / "agents" / "a" / "sessions"]
