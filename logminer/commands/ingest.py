@@ -150,9 +150,11 @@ def _tokenizer_name(path: str | None) -> str | None:
 @click.option("--strict", is_flag=True, help="Stop at the first rejected record.")
 def inspect(raw, as_json, strict) -> None:
     """Per file of RAW (files, folders, globs): detected format, sessions, turns, tool calls, rejections and
-    skips with reasons, as read (before cleaning). Writes nothing."""
+    skips with reasons, and the line types its reader did not know (format drift), as read (before cleaning).
+    Writes nothing."""
     from logminer.ingest.report import IngestReport
     from logminer.reading.detect import read_inputs
+    from logminer.reading.formats.drift import unknown_type
     from logminer.reading.sources import SourceError
 
     report = IngestReport()
@@ -171,7 +173,8 @@ def inspect(raw, as_json, strict) -> None:
         row = {"file": path, "format": stats.format, "sessions": stats.sessions_read, "turns": stats.turns_kept,
                "tool_calls": stats.tool_calls_kept, "records": stats.records,
                "skipped": dict(sorted(stats.filtered.items())), "rejected": dict(sorted(stats.rejected.items())),
-               "rejections": lines_by_file.get(path, [])}
+               "rejections": lines_by_file.get(path, []),
+               "unknown_types": sorted({found[1] for reason in stats.filtered if (found := unknown_type(reason))})}
         if as_json:
             click.echo(json.dumps(row, sort_keys=True, ensure_ascii=False))
             continue
@@ -182,6 +185,8 @@ def inspect(raw, as_json, strict) -> None:
             click.echo(f"  {_records(records)} rejected{_where(lines)}: {reason}")
         for reason, records in row["skipped"].items():
             click.echo(f"  {_records(records)} {reason}")
+        if row["unknown_types"]:
+            click.echo(f"  unknown line types (format drift): {', '.join(row['unknown_types'])}")
 
 
 def _records(count: int) -> str:

@@ -62,6 +62,9 @@ class Format:
 
 # module names under logminer.reading.formats, most specific first; plain text is the catch-all
 FORMAT_MODULES: tuple[str, ...] = (
+    # session headers of their own (`type: session`; `sessionId` + `projectHash`): before the uuid-chain formats
+    "pi",
+    "gemini_cli",
     # Qwen Code records share sessionId/uuid/parentUuid with Claude Code's: qwen_code must sniff first
     "qwen_code",
     # coding-agent session logs

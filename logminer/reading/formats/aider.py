@@ -4,7 +4,9 @@ Read from Aider-AI/aider (aider/io.py: `# aider chat started at <time>` opens a 
 `#### ` prefix per line, aider's own output as `> ` block-quote lines ending in two spaces, the model's reply as plain
 markdown). Consecutive lines of one kind form one turn: `#### ` → user, `> ` → tool (aider's output; it answers no
 model tool call, so `tool_call_id` is None and `name` is "aider"), anything else → assistant. Each header starts a
-session; a run with no user or assistant line (only aider's start-up output) is Skipped. The website examples
+session; a run with no user or assistant line (only aider's start-up output) is Skipped, and so are lines before the
+first header (an editor mode line such as `-*- mode: fundamental -*-`, stray notes). The header is looked for in the
+first KBs of the file, not only on line 1. The website examples
 (aider/website/examples/*.md) hold the same lines inside `<div class="chat-transcript">` blocks: one session per file,
 only the text inside those blocks.
 """
@@ -24,6 +26,8 @@ NAME = "aider"
 RECORD_UNIT = "line"  # every line of the file belongs to exactly one session (or Skipped run)
 
 _HEADER = re.compile(r"^# aider chat started at (\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)")
+_HEADER_ANYWHERE = re.compile(r"(?m)^# aider chat started at \d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
+PREAMBLE = "aider history lines before the first `# aider chat started` header"
 _MODEL = re.compile(r"^> Main model: (\S+)")
 _DIV_OPEN = re.compile(r'^<div class="chat-transcript"')
 _USER = "#### "
@@ -35,14 +39,14 @@ class _Run:
     started_at: str | None = None
     lines: list[str] = field(default_factory=list)
     last_line: int = 0
+    preamble: bool = False  # lines before the first header: not a run
 
 
 def sniff(source: SourceFile) -> bool:
     head = source.head
     if source.is_binary:
         return False
-    first = next((line for line in head.splitlines() if line.strip()), "")
-    if _HEADER.match(first):
+    if _HEADER_ANYWHERE.search(head):
         return True
     return bool(_DIV_OPEN.search(head) or re.search(r'(?m)^<div class="chat-transcript"', head)) and bool(
         re.search(r"(?m)^#### \S", head)
@@ -62,6 +66,9 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
         runs = [_website_run(lines)]
     for index, run in enumerate(runs):
         records = run.last_line - run.first_line + 1
+        if run.preamble:
+            yield Skipped(source.path, run.first_line, PREAMBLE, records=records)
+            continue
         turns = _turns(run.lines)
         if not any(turn.role in ("user", "assistant") for turn in turns):
             yield Skipped(source.path, run.first_line, "aider run without chat messages", records=records)
@@ -86,11 +93,11 @@ def _history_runs(lines: list[str]) -> list[_Run]:
         match = _HEADER.match(line)
         if match and len(runs) == 1 and runs[0].started_at is None and not "".join(runs[0].lines).strip():
             runs[0].started_at = f"{match.group(1)}T{match.group(2)}"  # blank lines before the first header
-            runs[0].last_line = number
+            runs[0].last_line, runs[0].preamble = number, False
             continue
         if match or not runs:
             started = f"{match.group(1)}T{match.group(2)}" if match else None
-            runs.append(_Run(first_line=number, started_at=started))
+            runs.append(_Run(first_line=number, started_at=started, preamble=not match))
             if match:
                 runs[-1].last_line = number
                 continue

@@ -1,8 +1,13 @@
 """Claude Code session transcripts (`~/.claude/projects/<dir>/<session>.jsonl`, `subagents/agent-*.jsonl`).
 
-Every line is one entry: `user` / `assistant` messages (`message` in Anthropic shape) and bookkeeping lines
-(`summary`, `system`, `progress`, `file-history-snapshot`, `queue-operation`) that are not conversation and are
-reported as Skipped. How a file becomes sessions:
+Every line is one entry: `user` / `assistant` messages (`message` in Anthropic shape), `attachment` entries (2.1+:
+context Claude Code adds to the next request as a system reminder: a read file, CLAUDE.md, a queued prompt, hook
+output, ...) and bookkeeping lines (`summary`, `system`, `progress`, `file-history-snapshot`, `queue-operation`, and
+2026's `mode`, `permission-mode`, `worktree-state`, `ai-title`, `bridge-session`, ...) that are not conversation and
+are reported as Skipped with their reason. An attachment on the chain whose text the model saw is a user turn; the
+others (UI state, or reminders Claude Code writes from structured data not in the file) are Skipped per attachment
+type. A line type not known here is counted once per type as "unknown claude-code line type ..." (format drift).
+How a file becomes sessions:
 - entries are grouped into conversations: the main one, and one per sidechain (`agentId`, or for old files with
   in-file sidechains and no agentId, per chain root);
 - each conversation is the `parentUuid` chain ending at its last message; a chain that crosses a compaction
@@ -11,6 +16,8 @@ reported as Skipped. How a file becomes sessions:
 - parallel tool calls make the chain a tree (each result hangs under its own `tool_use` line), so assistant lines
   sharing the chain's `message.id`s and the user lines answering their tool calls are added back; assistant lines of
   one `message.id` (one API response streamed over several lines) merge into one turn;
+- a uuid on two different lines (trimmed or merged exports) leaves no chain to follow: that conversation is read
+  in file order;
 - messages left over are abandoned branches (edits, retries) or context copied from another session: Skipped.
 `toolUseResult` repeats the tool output that `message.content` already holds and is never read.
 """
@@ -24,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from logminer.reading.formats.common import anthropic_turns, session_flags
+from logminer.reading.formats.common import anthropic_turns, content_text, session_flags
+from logminer.reading.formats.drift import UnknownTypes
 from logminer.reading.formats.jsondoc import head_objects, iter_json_lines, stable_id
 from logminer.reading.registry import AgentSource, Format
 from logminer.reading.sources import SourceFile
@@ -39,6 +47,28 @@ SKIP_REASONS = {
     "progress": "claude-code progress line: tool progress, not a message",
     "file-history-snapshot": "claude-code file-history-snapshot: file backup bookkeeping, not a message",
     "queue-operation": "claude-code queue-operation: input queue bookkeeping, not a message",
+    "mode": "claude-code mode line: UI mode, not a message",
+    "permission-mode": "claude-code permission-mode line: permission setting, not a message",
+    "worktree-state": "claude-code worktree-state line: git worktree bookkeeping, not a message",
+    "relocated": "claude-code relocated line: working-directory move, not a message",
+    "agent-name": "claude-code agent-name line: display name, not a message",
+    "custom-title": "claude-code custom-title line: session title, not a message",
+    "ai-title": "claude-code ai-title line: generated session title, not a message",
+    "last-prompt": "claude-code last-prompt line: prompt-history bookkeeping, not a message",
+    "frame-link": "claude-code frame-link line: link to a preview, not a message",
+    "pr-link": "claude-code pr-link line: link to a pull request, not a message",
+    "started": "claude-code started line: background task bookkeeping, not a message",
+    "result": "claude-code result line: background task result record, not a message",
+    "bridge-session": "claude-code bridge-session line: remote-session bookkeeping, not a message",
+    "atis-latch": "claude-code atis-latch line: client state, not a message",
+}
+# attachment type -> where its model-visible text is (keys into `attachment`); other types are Skipped
+ATTACHMENT_TEXT = {
+    "file": ("content", "file", "content"), "nested_memory": ("content", "content"), "queued_command": ("prompt",),
+    "hook_additional_context": ("content",), "hook_success": ("content",), "edited_text_file": ("snippet",),
+    "skill_listing": ("content",), "invoked_skills": ("skills", "content"), "total_tokens_reminder": ("text",),
+    "silent_turn_reminder": ("text",), "batching_reminder_sent": ("text",),
+    "hook_blocking_error": ("blockingError", "blockingError"),
 }
 OFF_CHAIN = "claude-code message not on the final parentUuid chain (abandoned branch or another session's context)"
 MESSAGE_TYPES = ("user", "assistant")
@@ -65,8 +95,37 @@ class Entry:
         return self.obj.get("type") in MESSAGE_TYPES and isinstance(self.obj.get("message"), dict)
 
     @property
+    def attachment_text(self) -> str:
+        """The text the model saw for an attachment entry ("" when none is in the file)."""
+        attachment = self.obj.get("attachment")
+        if self.obj.get("type") != "attachment" or not isinstance(attachment, dict):
+            return ""
+        return _dig(attachment, ATTACHMENT_TEXT.get(attachment.get("type"), ())).strip()
+
+    @property
+    def in_context(self) -> bool:
+        """A message, or an attachment whose text reached the model: the entries that become turns."""
+        return self.is_message or bool(self.attachment_text)
+
+    @property
     def message_id(self) -> str | None:
         return _text(self.obj["message"].get("id")) if self.is_message else None
+
+
+def _dig(value: Any, path: tuple[str, ...]) -> str:
+    """The text at `path` (through lists: each element's text joined), "" when the path finds none."""
+    if not path:
+        return content_text(value) if isinstance(value, (str, list)) else ""
+    if isinstance(value, list):
+        return "\n\n".join(t for t in (_dig(item, path) for item in value) if t)
+    return _dig(value.get(path[0]), path[1:]) if isinstance(value, dict) else ""
+
+
+def attachment_reason(entry: Entry) -> str:
+    kind = entry.obj.get("attachment", {}).get("type") if isinstance(entry.obj.get("attachment"), dict) else None
+    if entry.attachment_text:
+        return f"claude-code attachment {kind}: context the model saw, but not on the final parentUuid chain"
+    return f"claude-code attachment {kind}: no text for the model in the file (UI state, or a reminder Claude Code writes)"
 
 
 def _text(value: Any) -> str | None:
@@ -76,7 +135,7 @@ def _text(value: Any) -> str | None:
 
 def sniff(source: SourceFile) -> bool:
     """Claude Code lines carry `sessionId` + `uuid` (messages) or are its known bookkeeping types."""
-    objects = head_objects(source)
+    objects = head_objects(source, limit=16)
     if objects:
         return any(_looks_like_entry(obj) for obj in objects)
     head = source.head
@@ -91,12 +150,15 @@ def _looks_like_entry(obj: dict[str, Any]) -> bool:
         return "leafUuid" in obj
     if kind == "file-history-snapshot":
         return "snapshot" in obj and "messageId" in obj
-    return kind == "queue-operation" and "sessionId" in obj and "operation" in obj
+    if kind == "attachment":
+        return "sessionId" in obj and "uuid" in obj and isinstance(obj.get("attachment"), dict)
+    return isinstance(kind, str) and kind in SKIP_REASONS and "sessionId" in obj and kind not in ("system", "progress")
 
 
 def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
     entries: list[Entry] = []
     skipped: dict[str, list[int]] = {}
+    unknown = UnknownTypes(NAME)
     for number, start, end, value in iter_json_lines(source):
         if isinstance(value, Rejected):
             yield value
@@ -106,10 +168,12 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
             yield Rejected(source.path, number, f"claude-code {value.get('type')} line without a message object")
         elif value.get("type") in MESSAGE_TYPES and not _text(value.get("uuid")):
             yield Rejected(source.path, number, "claude-code message line without a uuid")
-        elif value.get("type") in MESSAGE_TYPES or value.get("type") in tuple(SKIP_REASONS):
+        elif value.get("type") in (*MESSAGE_TYPES, "attachment", *SKIP_REASONS):
             entries.append(Entry(number, start, end, value))
+        elif "type" not in value:
+            yield Rejected(source.path, number, "claude-code line without a type")
         else:
-            yield Rejected(source.path, number, f"unknown claude-code line type {value.get('type')!r}")
+            unknown.add(value.get("type"), number)
     used: set[int] = set()
     titles = {e.obj.get("leafUuid"): e.obj.get("summary") for e in entries if e.obj.get("type") == "summary"
               and isinstance(e.obj.get("leafUuid"), str) and isinstance(e.obj.get("summary"), str)}
@@ -122,10 +186,12 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
             yield session
     for entry in entries:
         if entry.number not in used:
-            reason = OFF_CHAIN if entry.is_message else SKIP_REASONS[entry.obj["type"]]
+            kind = entry.obj["type"]
+            reason = OFF_CHAIN if entry.is_message else attachment_reason(entry) if kind == "attachment" else SKIP_REASONS[kind]
             skipped.setdefault(reason, []).append(entry.number)
     for reason, numbers in skipped.items():
         yield Skipped(source.path, numbers[0], reason, records=len(numbers))
+    yield from unknown.skipped(source.path)
 
 
 def _conversations(entries: list[Entry]) -> list[list[Entry]]:
@@ -154,9 +220,11 @@ def _group_key(entry: Entry, nodes: dict[str, Entry]) -> tuple[str, str]:
 def _chain_segments(group: list[Entry]) -> list[list[Entry]]:
     """The parentUuid chain ending at the group's last message, oldest first, cut at compaction boundaries."""
     nodes = {e.uuid: e for e in group}
-    messages = [e for e in group if e.is_message]
+    messages = [e for e in group if e.in_context]
     if not messages:
         return []
+    if any(nodes[e.uuid].obj != e.obj for e in group):  # one uuid on different lines: no chain to follow
+        return [group]
     segments: list[list[Entry]] = [[]]
     uuid, seen = messages[-1].uuid, set()
     while uuid in nodes and uuid not in seen:
@@ -167,12 +235,12 @@ def _chain_segments(group: list[Entry]) -> list[list[Entry]]:
         if uuid is None and _text(entry.obj.get("logicalParentUuid")) in nodes:
             uuid = entry.obj["logicalParentUuid"]
             segments.append([])
-    return [list(reversed(segment)) for segment in reversed(segments) if any(e.is_message for e in segment)]
+    return [list(reversed(segment)) for segment in reversed(segments) if any(e.in_context for e in segment)]
 
 
 def _with_parallel_branches(chain: list[Entry], group: list[Entry], taken: set[int]) -> list[Entry]:
     """The chain's messages plus the sibling lines of the same API responses and the results of their tool calls."""
-    chosen = {e.number: e for e in chain if e.is_message}
+    chosen = {e.number: e for e in chain if e.in_context}
     message_ids = {e.message_id for e in chosen.values() if e.obj["type"] == "assistant" and e.message_id}
     for entry in group:
         if entry.number not in taken and entry.obj.get("type") == "assistant" and entry.message_id in message_ids:
@@ -242,9 +310,13 @@ def _turns(lines: list[Entry], flags: set[str]) -> list:
     messages: list[tuple[str, list[Any], str | None]] = []
     by_message_id: dict[str, list[Any]] = {}
     for entry in lines:
+        if not entry.is_message:  # an attachment: its text reaches the model inside the next user message
+            messages.append(("user", [{"type": "text", "text": entry.attachment_text}], entry.obj.get("timestamp")))
+            continue
         message = entry.obj["message"]
         content = message.get("content")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content) if isinstance(
+            content, list) else []
         role = entry.obj["type"]
         merged = by_message_id.get(entry.message_id) if role == "assistant" and entry.message_id else None
         if merged is not None:

@@ -10,6 +10,11 @@ Every line is `{timestamp, type, payload}`:
   bookkeeping) are Skipped.
 - `event_msg`: UI events that repeat the response items (user_message, agent_message, agent_reasoning, token
   counts): Skipped.
+- 0.144+ (openai/codex RolloutItem): `inter_agent_communication` {author, recipient, content} is a message another
+  agent sent this thread (a user turn); `world_state` (environment snapshot), `inter_agent_communication_metadata`,
+  `token_usage_record`, `security_risk_score`, `retained_context` and `realtime_item` are bookkeeping: Skipped with
+  their reason. `event_msg` `item_completed` lines repeat the response items like every other event. A line type or
+  response item type not known here is counted once per type as "unknown codex line type ..." (format drift).
 - `compacted`: `replacement_history` replaces the history so far. The history before it becomes its own session
   and the replacement starts a new one (`<id>/compact-<n>`, parent = the previous), since after compaction the model
   saw only the replacement. Without `replacement_history` (older CLIs), the summary `message` starts it as a user turn.
@@ -24,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from logminer.reading.formats.common import ResponsesTurns, session_flags
+from logminer.reading.formats.drift import UnknownTypes
 from logminer.reading.formats.jsondoc import head_objects, iter_json_lines, stable_id
 from logminer.reading.registry import AgentSource, Format
 from logminer.reading.sources import SourceFile
@@ -32,11 +38,21 @@ from logminer.schema import Rejected, Session, Skipped
 NAME = "codex"
 RECORD_UNIT = "line"
 
-LINE_TYPES = ("session_meta", "response_item", "event_msg", "turn_context", "compacted")
-SKIP_EVENT = "codex event_msg: UI event repeating the response items"
+CORE_TYPES = ("session_meta", "response_item", "event_msg", "turn_context")
+SKIP_REASONS = {
+    "event_msg": "codex event_msg: UI event repeating the response items",
+    "world_state": "codex world_state: environment snapshot (AGENTS.md, environments), bookkeeping",
+    "inter_agent_communication_metadata": "codex inter_agent_communication_metadata: delivery flag of an agent message",
+    "token_usage_record": "codex token_usage_record: token accounting",
+    "security_risk_score": "codex security_risk_score: safety bookkeeping",
+    "retained_context": "codex retained_context: context bookkeeping",
+    "realtime_item": "codex realtime_item: realtime audio session event",
+}
+LINE_TYPES = (*CORE_TYPES, "compacted", "inter_agent_communication", *SKIP_REASONS)
+SKIP_EVENT = SKIP_REASONS["event_msg"]
 SKIP_GHOST = "codex ghost_snapshot: undo bookkeeping, not conversation"
 SKIP_EMPTY = "codex rollout lines with no conversation items (metadata only)"
-_HEAD_PATTERN = re.compile(r'^\s*\{"timestamp":"[^"]*","type":"(?:%s)","payload":' % "|".join(LINE_TYPES))
+_HEAD_PATTERN = re.compile(r'^\s*\{"timestamp":"[^"]*",(?:"ordinal":\d+,)?"type":"(?:%s)","payload":' % "|".join(CORE_TYPES))
 
 
 @dataclass
@@ -54,14 +70,17 @@ class Segment:
 
 
 def sniff(source: SourceFile) -> bool:
-    objects = head_objects(source, limit=3)
+    """Most of the first lines are {timestamp, type, payload} envelopes and one of them is a core rollout type;
+    which line comes first does not matter (0.144+ writes world_state early)."""
+    objects = head_objects(source, limit=16)
     if objects:
-        return all(_is_rollout_line(obj) for obj in objects)
+        envelopes = [obj for obj in objects if _is_envelope(obj)]
+        return 2 * len(envelopes) > len(objects) and any(obj["type"] in CORE_TYPES for obj in envelopes)
     return not source.is_binary and bool(_HEAD_PATTERN.match(source.head[:2048]))
 
 
-def _is_rollout_line(obj: dict[str, Any]) -> bool:
-    return obj.get("type") in LINE_TYPES and isinstance(obj.get("payload"), dict) and "timestamp" in obj
+def _is_envelope(obj: dict[str, Any]) -> bool:
+    return isinstance(obj.get("type"), str) and isinstance(obj.get("payload"), dict) and "timestamp" in obj
 
 
 def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
@@ -69,25 +88,34 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
     model: str | None = None
     segments = [Segment()]
     skipped: dict[str, list[int]] = {}
+    unknown = UnknownTypes(NAME)
     for number, start, end, value in iter_json_lines(source):
         if isinstance(value, Rejected):
             yield value
             continue
-        if not isinstance(value, dict) or not _is_rollout_line(value):
+        if not isinstance(value, dict) or not _is_envelope(value):
             yield Rejected(source.path, number, "not a codex rollout line (expected {timestamp, type, payload})")
             continue
         kind, payload, timestamp = value["type"], value["payload"], value.get("timestamp")
         segment = segments[-1]
-        if kind == "event_msg":
-            skipped.setdefault(SKIP_EVENT, []).append(number)
+        if kind in SKIP_REASONS:
+            skipped.setdefault(SKIP_REASONS[kind], []).append(number)
         elif kind == "response_item" and payload.get("type") == "ghost_snapshot":
             skipped.setdefault(SKIP_GHOST, []).append(number)
         elif kind == "response_item":
             problem = segment.builder.add(payload, timestamp)
+            if problem and problem.startswith(ResponsesTurns.UNKNOWN_ITEM):
+                unknown.add(f"response_item:{payload.get('type')}", number)
+                continue
             if problem:
                 yield Rejected(source.path, number, f"codex response_item: {problem}")
                 continue
             segment.consume(number, start, end, timestamp)
+        elif kind == "inter_agent_communication":  # another agent's message, delivered to this thread
+            segment.builder.add({"type": "agent_message", "content": payload.get("content")}, timestamp)
+            segment.consume(number, start, end, timestamp)
+        elif kind not in LINE_TYPES:
+            unknown.add(kind, number)
         elif kind == "compacted":
             segments.append(_replacement(payload, number, start, end, timestamp))
         else:
@@ -100,6 +128,7 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
     yield from _sessions(source, segments, meta, model, skipped)
     for reason, numbers in skipped.items():
         yield Skipped(source.path, numbers[0], reason, records=len(numbers))
+    yield from unknown.skipped(source.path)
 
 
 def _replacement(payload: dict[str, Any], number: int, start: int, end: int, timestamp: Any) -> Segment:

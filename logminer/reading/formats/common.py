@@ -203,7 +203,7 @@ def _assistant_turn(blocks: list[Any], flags: set[str], tool_names: dict[str, st
     turn = Turn(role="assistant", timestamp=timestamp)
     texts, thoughts = [], []
     for block in blocks:
-        kind = block.get("type") if isinstance(block, dict) else "text"
+        kind = block.get("type") if isinstance(block, dict) else "text" if isinstance(block, str) else None
         if kind == "text":
             texts.append(block if isinstance(block, str) else str(block.get("text") or ""))
         elif kind == "thinking":
@@ -266,10 +266,12 @@ class ResponsesTurns:
     and content text → reasoning of the next assistant turn. `encrypted_content` is opaque and never read.
     """
 
-    CALL_ITEMS = ("function_call", "custom_tool_call", "local_shell_call", "web_search_call", "tool_search_call")
+    CALL_ITEMS = ("function_call", "custom_tool_call", "local_shell_call", "web_search_call", "tool_search_call",
+                  "image_generation_call")
     OUTPUT_ITEMS = ("function_call_output", "custom_tool_call_output", "local_shell_call_output",
                     "tool_search_output")
     IGNORED_ITEMS = ("compaction", "compaction_summary", "item_reference", "ghost_snapshot")
+    UNKNOWN_ITEM = "unknown Responses item type"
 
     def __init__(self) -> None:
         self.turns: list[Turn] = []
@@ -284,6 +286,9 @@ class ResponsesTurns:
         kind = item.get("type", "message" if "role" in item else None)
         if kind == "message":
             return self._message(item, timestamp)
+        if kind == "agent_message":  # Codex multi-agent: another agent's message delivered to this thread (input)
+            self.turns.append(Turn(role="user", text=parts_text(item.get("content"), self.flags), timestamp=timestamp))
+            return None
         if kind == "reasoning":
             self._reasoning += [str(p.get("text", "")) for key in ("summary", "content")
                                 for p in item.get(key) or [] if isinstance(p, dict) and p.get("text")]
@@ -299,7 +304,7 @@ class ResponsesTurns:
             return None
         if kind in self.IGNORED_ITEMS:
             return None
-        return f"unknown Responses item type {kind!r}"
+        return f"{self.UNKNOWN_ITEM} {kind!r}"
 
     def _message(self, item: dict[str, Any], timestamp: str | None) -> str | None:
         role = normal_role(item.get("role"))
@@ -332,6 +337,9 @@ class ResponsesTurns:
             call = make_tool_call("local_shell", item.get("action") or {}, call_id)
         elif kind in ("web_search_call", "tool_search_call"):
             call = make_tool_call(kind.removesuffix("_call"), item.get("action") or item.get("arguments") or {}, call_id)
+        elif kind == "image_generation_call":  # `result` is the image itself (base64): only the prompt is text
+            prompt = item.get("revised_prompt")
+            call = make_tool_call("image_generation", {"prompt": prompt} if isinstance(prompt, str) else {}, call_id)
         else:
             call = make_tool_call(item.get("name"), item.get("arguments"), call_id)
         if call.id:

@@ -77,12 +77,30 @@ def iter_json_lines(source: SourceFile) -> Iterator[tuple[int, int, int, Any | R
 
 
 def first_json_line(head: str) -> Any:
-    """The first line of `head` parsed as JSON, or None (sniffing JSONL without reading the file)."""
+    """The first line of `head` parsed as JSON, or None (sniffing JSONL without reading the file). A broken first
+    line (a cut-off record, a stray note) does not hide the file's format: the next complete lines decide."""
     line = head.lstrip().split("\n", 1)[0]
     try:
         return loads(line)
     except (json.JSONDecodeError, ValueError):
+        return later_line_object(head)
+
+
+def later_line_object(head: str, lines: int = 8) -> dict[str, Any] | None:
+    """The first JSON object among the complete lines after a first line that is not JSON, or None; never for a
+    pretty-printed document (its first line is a lone `{` or `[`, and its inner lines are not records)."""
+    text = head.lstrip()
+    first, _, rest = text.partition("\n")
+    if first.strip() in ("{", "[") or not rest:
         return None
+    for line in rest.split("\n")[:-1][:lines]:  # the last piece may be cut by the head
+        try:
+            value = loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
 
 
 def starts_with_json(head: str, opener: str) -> bool:
@@ -270,7 +288,7 @@ def first_value(source: SourceFile) -> Any:
             return json.JSONDecoder().raw_decode(head, _skip_separators(head, 1))[0]
         return json.JSONDecoder().raw_decode(head)[0]
     except (ValueError, IndexError, RecursionError):
-        return None
+        return later_line_object(head)
 
 
 def first_dict(source: SourceFile) -> dict[str, Any] | None:
@@ -282,17 +300,22 @@ def first_dict(source: SourceFile) -> dict[str, Any] | None:
 
 
 def head_objects(source: SourceFile, limit: int = 8) -> list[dict[str, Any]]:
-    """The JSON objects on the first `limit` complete non-blank lines of the head (JSONL sniffing)."""
+    """The JSON objects on the first `limit` complete non-blank lines of the head (JSONL sniffing). A broken first
+    line (a cut-off record, a stray note; not the lone `{` of a pretty-printed document) is passed over."""
     if source.is_binary:
         return []
-    found = []
+    found: list[dict[str, Any]] = []
     lines = source.head.split("\n")
+    seen = 0
     for line in lines[:-1] if len(lines) > 1 else lines:
         if not line.strip():
             continue
+        seen += 1
         try:
             value = loads(line)
         except ValueError:
+            if seen == 1 and line.strip() not in ("{", "["):
+                continue
             return found
         if not isinstance(value, dict):
             return found

@@ -9,7 +9,8 @@ conversation/persistence_const.py at 167ee0a): a conversation folder holds `base
   of one `llm_response_id` share one assistant turn (parallel calls).
 - ObservationEvent{tool_call_id, tool_name, observation{content[], is_error}}, UserRejectObservation{rejection_reason},
   AgentErrorEvent{error} → tool turns.
-- Everything else (ConversationStateUpdateEvent, Condensation, PauseEvent, ...) is state, not a turn.
+- Everything else (ConversationStateUpdateEvent, Condensation, PauseEvent, ...) is state, not a turn. In JSONL, a
+  `kind` not known here is counted once per kind as "unknown openhands-v1 line type ..." (format drift).
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from logminer.reading.formats.common import content_text, make_tool_call, session_flags
-from logminer.reading.formats.jsondoc import content_hash, first_json_line, iter_json_lines, loads, stable_id
+from logminer.reading.formats.drift import UnknownTypes
+from logminer.reading.formats.jsondoc import (
+    content_hash,
+    head_objects,
+    iter_json_lines,
+    loads,
+    stable_id,
+)
 from logminer.reading.registry import Format
 from logminer.reading.sources import SourceError, SourceFile
 from logminer.schema import Rejected, Session, Skipped, Turn
@@ -46,9 +54,9 @@ Event = Session | Skipped | Rejected
 def sniff(source: SourceFile) -> bool:
     if source.is_binary:
         return False
-    line = first_json_line(source.head)
-    if isinstance(line, dict):
-        return str(line.get("kind")) in _KNOWN_KINDS and "timestamp" in line
+    objects = head_objects(source, limit=16)
+    if objects:
+        return any(str(obj.get("kind")) in _KNOWN_KINDS and "timestamp" in obj for obj in objects)
     return bool(_EVENT_START.match(source.head))  # a first event longer than the sniff window (system prompt)
 
 
@@ -59,11 +67,14 @@ def sniff_dir(path: str) -> bool:
 def parse(source: SourceFile) -> Iterator[Event]:
     events: list[dict[str, Any]] = []
     first = last = 0
+    unknown = UnknownTypes(NAME)
     for number, _start, _end, value in iter_json_lines(source):
         if isinstance(value, Rejected):
             yield value
         elif not isinstance(value, dict) or not isinstance(value.get("kind"), str):
             yield Rejected(source.path, number, "line is not an event object with a `kind`")
+        elif value["kind"] not in _KNOWN_KINDS:
+            unknown.add(value["kind"], number)
         else:
             events.append(value)
             first, last = first or number, number
@@ -72,6 +83,7 @@ def parse(source: SourceFile) -> Iterator[Event]:
         session.line_start, session.line_end = first, last
         session.byte_start, session.byte_end = 0, len(source.data)
         yield session
+    yield from unknown.skipped(source.path)
 
 
 def parse_dir(path: str) -> Iterator[Event]:

@@ -1,57 +1,45 @@
-"""Qwen Code chat recordings: the JSONL session log, and the older single-JSON chat file of its Gemini CLI heritage.
+"""Qwen Code chat recordings (`~/.qwen/projects/<cwd with / as ->/chats/<sessionId>.jsonl`).
 
-Read from QwenLM/qwen-code (packages/core/src/services/chatRecordingService.ts at 015346f):
-- `~/.qwen/projects/<cwd with / as ->/chats/<sessionId>.jsonl`: one ChatRecord per line, `{uuid, parentUuid,
-  sessionId, timestamp, type: user|assistant|tool_result|system, subtype, cwd, version, message{role: user|model,
-  parts[]}, model, toolCallResult}`. Parts are Gemini parts: `{text}`, `{text, thought: true}` (reasoning),
-  `{functionCall{id, name, args}}`, `{functionResponse{id, name, response{output | error}}}`. The conversation is the
-  `parentUuid` chain that ends at the last record (a rewind leaves abandoned branches, which are not turns);
-  `system` records (compression checkpoints, titles, telemetry, ...) are not turns.
-- older `~/.qwen/tmp/<projectHash>/chats/session-*.json`: `{sessionId, projectHash, startTime, lastUpdated,
-  messages[{id, timestamp, type: user|qwen|gemini|info|error, content, thoughts, toolCalls[{id, name, args, result,
-  status}], model}]}`; info / error messages are UI notices, not turns.
+Read from QwenLM/qwen-code (packages/core/src/services/chatRecordingService.ts at 015346f): one ChatRecord per line,
+`{uuid, parentUuid, sessionId, timestamp, type: user|assistant|tool_result|system, subtype, cwd, version,
+message{role: user|model, parts[]}, model, toolCallResult}`. Parts are Gemini parts: `{text}`, `{text, thought: true}`
+(reasoning), `{functionCall{id, name, args}}`, `{functionResponse{id, name, response{output | error}}}`. The
+conversation is the `parentUuid` chain that ends at the last record (a rewind leaves abandoned branches, which are not
+turns); `system` records (compression checkpoints, titles, telemetry, ...) are not turns. A record of a type not known
+here is counted once per type as "unknown qwen-code line type ..." (format drift). The single-JSON chat file of Qwen
+Code's Gemini CLI heritage (`{sessionId, projectHash, messages[]}`) and Gemini CLI's JSONL recording are read by the
+gemini_cli reader.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from logminer.reading.formats.common import content_text, make_tool_call, session_flags
-from logminer.reading.formats.jsondoc import (
-    DocumentError,
-    head_objects,
-    iter_json_lines,
-    load_document,
-    rejected_document,
-    stable_id,
-    starts_with_json,
-)
+from logminer.reading.formats.drift import UnknownTypes
+from logminer.reading.formats.jsondoc import head_objects, iter_json_lines
 from logminer.reading.registry import AgentSource, Format
 from logminer.reading.sources import SourceFile
 from logminer.schema import Rejected, Session, Skipped, Turn
 
 NAME = "qwen-code"
-RECORD_UNIT = "line"  # JSONL: one ChatRecord per line; the older JSON chat file: one message per item
+RECORD_UNIT = "line"
 
 _RECORD_TYPES = ("user", "assistant", "tool_result", "system")
-_CHAT_FILE = re.compile(r'\s*\{\s*"sessionId"\s*:\s*"[^"]*"\s*,\s*"projectHash"\s*:')
 Event = Session | Skipped | Rejected
 
 
 def sniff(source: SourceFile) -> bool:
-    if source.is_binary:
-        return False
-    if _CHAT_FILE.match(source.head):
-        return True
-    objects = head_objects(source)
-    return bool(objects) and all(_is_record(obj) for obj in objects) and any(_qwen_only(obj) for obj in objects)
+    """Most of the first lines are ChatRecords (uuid, parentUuid, sessionId) and one holds something Qwen-only."""
+    objects = head_objects(source, limit=16)
+    records = [obj for obj in objects if _is_record(obj)]
+    return 2 * len(records) > len(objects) and any(_qwen_only(obj) for obj in records)
 
 
 def _is_record(obj: dict[str, Any]) -> bool:
-    return obj.get("type") in _RECORD_TYPES and "sessionId" in obj and "uuid" in obj and "parentUuid" in obj
+    return "type" in obj and "sessionId" in obj and "uuid" in obj and "parentUuid" in obj
 
 
 def _qwen_only(obj: dict[str, Any]) -> bool:
@@ -65,17 +53,18 @@ def _qwen_only(obj: dict[str, Any]) -> bool:
 
 
 def parse(source: SourceFile) -> Iterator[Event]:
-    if starts_with_json(source.head, "{") and _CHAT_FILE.match(source.head):
-        yield from _parse_chat_file(source)
-        return
     records: list[tuple[int, dict[str, Any]]] = []
+    unknown = UnknownTypes(NAME)
     for number, _start, _end, value in iter_json_lines(source):
         if isinstance(value, Rejected):
             yield value
         elif not isinstance(value, dict) or not _is_record(value):
             yield Rejected(source.path, number, "not a qwen-code chat record (uuid, parentUuid, sessionId, type)")
+        elif value["type"] not in _RECORD_TYPES:
+            unknown.add(value["type"], number)
         else:
             records.append((number, value))
+    yield from unknown.skipped(source.path)
     if not records:
         return
     chain = _conversation_chain([record for _, record in records])
@@ -156,58 +145,9 @@ def _response_turn(response: dict[str, Any], stamp: Any, failed: bool) -> Turn:
                 timestamp=stamp)
 
 
-def _parse_chat_file(source: SourceFile) -> Iterator[Event]:
-    try:
-        document = load_document(source)
-    except DocumentError as error:
-        yield rejected_document(source, error)
-        return
-    messages = document.get("messages") if isinstance(document, dict) else None
-    if not isinstance(messages, list):
-        yield Rejected(source.path, 0, "qwen-code chat file without a `messages` list")
-        return
-    session = Session(
-        session_id=str(document.get("sessionId") or stable_id(NAME, source.path)),
-        agent=NAME,
-        source_file=source.path,
-        records=len(messages),
-        started_at=document.get("startTime"),
-        ended_at=document.get("lastUpdated"),
-    )
-    for message in messages:
-        if not isinstance(message, dict):
-            continue
-        kind, stamp = message.get("type"), message.get("timestamp")
-        if kind == "user":
-            session.turns.append(Turn(role="user", text=content_text(message.get("content")), timestamp=stamp))
-        elif kind in ("qwen", "gemini", "assistant"):
-            session.turns += _chat_file_reply(message, stamp)
-            session.model = message.get("model") if isinstance(message.get("model"), str) else session.model
-    session.flags = session_flags(session.turns, set(session.flags))
-    yield session
-
-
-def _chat_file_reply(message: dict[str, Any], stamp: Any) -> list[Turn]:
-    thoughts = [
-        f"{t.get('subject', '')}: {t.get('description', '')}".strip(": ") if isinstance(t, dict) else str(t)
-        for t in message.get("thoughts") or []
-    ]
-    turn = Turn(role="assistant", text=content_text(message.get("content")), reasoning="\n".join(thoughts),
-                timestamp=stamp)
-    results = []
-    for raw in message.get("toolCalls") or []:
-        if not isinstance(raw, dict):
-            continue
-        call = make_tool_call(raw.get("name"), raw.get("args") or {}, raw.get("id"))
-        turn.tool_calls.append(call)
-        for part in raw.get("result") or []:
-            if isinstance(part, dict) and isinstance(part.get("functionResponse"), dict):
-                results.append(_response_turn(part["functionResponse"], stamp, raw.get("status") == "error"))
-    return [turn, *results]
-
-
 def _qwen_folders(home: Path, env: Mapping[str, str], platform: str) -> list[Path]:
-    """--source qwen: ~/.qwen/projects (JSONL chat recordings) and ~/.qwen/tmp (older per-project chat files)."""
+    """--source qwen: ~/.qwen/projects (JSONL chat recordings) and ~/.qwen/tmp (older per-project chat files, read
+    by the gemini_cli reader)."""
     return [home / ".qwen" / "projects", home / ".qwen" / "tmp"]
 
 

@@ -30,6 +30,12 @@ REAL_FOLDERS = [
     ("llm-completion-log", "llm_logs", "llm-log"),
     ("sharegpt-toolcall", "sharegpt", "sharegpt"),
     ("openai-messages-toolcall", "openai_chat", "openai-chat"),
+    ("claude-code-jsonl-2026", "claude_code", "claude-code"),
+    ("codex-rollout-2026", "codex", "codex"),
+    ("pi-session", "pi", "pi"),
+    ("openclaw-session", "pi", "pi"),
+    ("gemini-cli-jsonl", "gemini_cli", "gemini-cli"),
+    ("gemini-cli-json", "gemini_cli", "gemini-cli"),
 ]
 
 
@@ -59,6 +65,9 @@ EXAMPLE_FOLDERS = [
     ("cline", "cline"),
     ("opencode", "opencode"),
     ("qwen-code", "qwen-code"),
+    ("pi", "pi"),
+    ("openclaw", "pi"),
+    ("gemini-cli", "gemini-cli"),
     ("plain-text", "plain-text"),
 ]
 

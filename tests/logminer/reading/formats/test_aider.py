@@ -60,3 +60,21 @@ def test_sniff(tmp_path, example_logs):
     readme.write_text("# Project\n\n#### Install\n\n> note\n")
     assert not aider.sniff(SourceFile.open(readme))
     assert not aider.sniff(SourceFile.open(example_logs / "plain-text" / "release_notes.txt"))
+
+
+def test_mode_line_before_the_first_header(tmp_path):
+    """Real histories can start with an editor mode line: the header is found further down, each run is a session,
+    and the lines before the first header are Skipped, not a session of their own."""
+    path = tmp_path / ".aider.chat.history.md"
+    path.write_text("-*- mode: fundamental -*-\n\n# aider chat started at 2025-01-02 10:00:00\n\n> Aider v0.70\n\n"
+                    "#### fix the bug\n\nSure, here is the fix.\n\n# aider chat started at 2025-01-03 11:00:00\n\n"
+                    "#### add a test\n\nDone.\n")
+    source = SourceFile.open(path)
+    assert aider.sniff(source)
+    events = parse(path)
+    assert [(type(e).__name__, e.line_start if isinstance(e, Session) else e.line) for e in events] == [
+        ("Skipped", 1), ("Session", 3), ("Session", 11)]
+    assert events[0].reason == aider.PREAMBLE and events[0].records == 2
+    assert ["".join(t.role[0] for t in e.turns) for e in events[1:]] == ["tua", "ua"]
+    assert events[1].started_at == "2025-01-02T10:00:00"
+    assert sum(e.records for e in events) == len(path.read_text().splitlines())

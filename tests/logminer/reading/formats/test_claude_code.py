@@ -90,13 +90,13 @@ def test_malformed_line_in_the_middle_is_rejected_and_the_rest_parses(example_lo
     assert sum(e.records for e in events) == 24
 
 
-def test_unknown_line_type_and_non_object_lines_are_rejected(tmp_path):
+def test_non_object_lines_are_rejected_and_unknown_line_types_counted(tmp_path):
     path = tmp_path / "odd.jsonl"
     path.write_text('{"type": "summary", "summary": "t", "leafUuid": "x"}\n[1, 2]\n'
                     '{"type": "telemetry", "sessionId": "s", "uuid": "u"}\n\n')
     events = parse(path)
-    assert [(type(e).__name__, e.line) for e in events] == [("Rejected", 2), ("Rejected", 3), ("Skipped", 1)]
-    assert "telemetry" in events[1].reason
+    assert [(type(e).__name__, e.line) for e in events] == [("Rejected", 2), ("Skipped", 1), ("Skipped", 3)]
+    assert events[2].reason == "unknown claude-code line type 'telemetry'"  # format drift: counted, not rejected
 
 
 def test_hook_log_is_recognised_not_a_conversation(example_logs):
@@ -185,3 +185,61 @@ def test_old_in_file_sidechain_becomes_its_own_session(tmp_path):
     assert [t.text for t in side.turns] == ["sub task", "sub answer"]
     assert side.session_id == "s-1/sidechain-side-1" and side.parent_session_id == "s-1"
     assert (main.records, side.records, main.line_start, main.line_end) == (2, 2, 1, 4)
+
+
+def entry(kind, uuid, parent, **fields):
+    return {"type": kind, "uuid": uuid, "parentUuid": parent, "sessionId": "s26", "isSidechain": False,
+            "timestamp": "2026-01-01T00:00:00.000Z", "cwd": "/w", **fields}
+
+
+def test_2026_attachments_and_line_types(tmp_path):
+    rows = [{"type": "mode", "mode": "normal", "sessionId": "s26"},
+            {"type": "permission-mode", "permissionMode": "ask", "sessionId": "s26"},
+            entry("user", "u1", None, message={"role": "user", "content": "Fix @src/a.py"}),
+            entry("attachment", "t1", "u1", attachment={"type": "file", "filename": "src/a.py", "content": {
+                "type": "text", "file": {"filePath": "src/a.py", "content": "def a():\n    return 1\n"}}}),
+            entry("attachment", "t2", "t1", attachment={"type": "todo_reminder", "content": [], "itemCount": 0}),
+            entry("attachment", "t3", "t2", attachment={"type": "queued_command", "prompt": "also add a test"}),
+            entry("assistant", "a1", "t3", message={"role": "assistant", "id": "msg_1", "model": "claude-x",
+                                                    "content": [{"type": "text", "text": "Done."}]}),
+            {"type": "ai-title", "aiTitle": "Fix a", "sessionId": "s26"},
+            {"type": "worktree-state", "worktreeSession": {}, "sessionId": "s26"},
+            {"type": "hyperdrive", "sessionId": "s26"}]
+    path = tmp_path / "s26.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert claude_code.sniff(SourceFile.open(path))
+    events = parse(path)
+    (session,) = sessions(events)
+    assert [(t.role, t.text) for t in session.turns] == [
+        ("user", "Fix @src/a.py"), ("user", "def a():\n    return 1"), ("user", "also add a test"),
+        ("assistant", "Done.")]
+    reasons = {e.reason: e.records for e in events if isinstance(e, Skipped)}
+    assert reasons == {
+        claude_code.SKIP_REASONS["mode"]: 1, claude_code.SKIP_REASONS["permission-mode"]: 1,
+        claude_code.SKIP_REASONS["ai-title"]: 1, claude_code.SKIP_REASONS["worktree-state"]: 1,
+        "claude-code attachment todo_reminder: no text for the model in the file (UI state, or a reminder Claude "
+        "Code writes)": 1,
+        "unknown claude-code line type 'hyperdrive'": 1}
+    assert sum(e.records for e in events) == len(rows)
+
+
+# Composite fixture of 2.1.80-2.1.220 line shapes (MANIFEST.tsv): 20 message lines (10 user + 10 assistant), 3
+# tool_use, 38 attachments and 15 new line types. Its trimmed values give most lines the same uuid
+# "[trimmed for fixture]", so that conversation has no chain to follow and is read in file order; the sidechain of
+# ses_stage0_small keeps its chain (u1 → a1 → u2 → a3 → u3): a2 (a sibling reply) and u2b (a result for a call
+# without an id) are off it. Sessions: the sidechain and the trimmed conversation = 2; 18 of the 20 messages read.
+def test_real_2026_composite_every_line_has_a_named_reason(real_logs):
+    path = real_logs / "claude-code-jsonl-2026" / "agentsessions_small_composite.jsonl"
+    events = parse(path)
+    found = sessions(events)
+    assert len(found) == 2 and sum(len(t.tool_calls) for s in found for t in s.turns) == 3
+    reasons = {e.reason: e.records for e in events if isinstance(e, Skipped)}
+    assert not [r for r in reasons if r.startswith("unknown")] and not [e for e in events if isinstance(e, Rejected)]
+    assert reasons[claude_code.OFF_CHAIN] == 2
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    messages = sum(r["type"] in ("user", "assistant") for r in rows)
+    attachments = sum(r["type"] == "attachment" for r in rows)
+    attachments_skipped = sum(n for r, n in reasons.items() if r.startswith("claude-code attachment"))
+    assert (messages, attachments) == (20, 38) and attachments_skipped < attachments
+    assert sum(s.records for s in found) == (messages - 2) + (attachments - attachments_skipped)
+    assert sum(e.records for e in events) == nonblank_lines(path) == len(rows)

@@ -69,8 +69,9 @@ def test_malformed_and_foreign_lines_are_rejected_with_line_numbers(example_logs
     path.write_text("\n".join(lines) + "\n")
     events = parse(path)
     rejected = [(e.line, e.reason.split(":")[0]) for e in events if isinstance(e, Rejected)]
-    assert rejected == [(5, "invalid JSON"), (7, "not a codex rollout line (expected {timestamp, type, payload})"),
-                        (9, "codex response_item")]
+    assert rejected == [(5, "invalid JSON"), (7, "not a codex rollout line (expected {timestamp, type, payload})")]
+    unknown = [(e.line, e.reason) for e in events if isinstance(e, Skipped) and "unknown" in e.reason]
+    assert unknown == [(9, "unknown codex line type 'response_item:hologram'")]  # drift: counted, not rejected
     assert [len(s.turns) for s in events if isinstance(s, Session)] == [14, 5]
     assert sum(e.records for e in events) == 30
 
@@ -99,3 +100,77 @@ def test_real_rollouts(real_logs, name, turns, calls, events_skipped):
     assert sum(e.records for e in events) == nonblank_lines(path)
     assert not [e for e in events if isinstance(e, Rejected)]
     assert "REDACTED_ENCRYPTED_CONTENT" not in json.dumps(dataclasses.asdict(session))
+
+
+def envelope(kind, payload, timestamp="2026-08-03T10:48:56.000Z"):
+    return json.dumps({"timestamp": timestamp, "type": kind, "payload": payload})
+
+
+def test_0144_line_types_and_drift(tmp_path):
+    """world_state first, new response items, inter-agent lines, and line types nobody knows yet: still a rollout."""
+    lines = [envelope("world_state", {"full": True, "state": {"agents_md": {"text": "AGENTS"}}}),
+             envelope("brand_new_kind", {"x": 1}),
+             envelope("brand_new_kind", {"x": 2}),
+             envelope("session_meta", {"id": "s-1", "cwd": "/w", "cli_version": "0.146.0"}),
+             envelope("turn_context", {"model": "gpt-5.6-luna"}),
+             envelope("response_item", {"type": "message", "role": "user", "content": [
+                 {"type": "input_text", "text": "draw a cat"}]}),
+             envelope("response_item", {"type": "image_generation_call", "id": "ig-1", "status": "completed",
+                                        "revised_prompt": "a cat", "result": "iVBORw0KGgo="}),
+             envelope("response_item", {"type": "tool_search_call", "call_id": "ts-1",
+                                        "arguments": {"query": "svg"}}),
+             envelope("response_item", {"type": "tool_search_output", "call_id": "ts-1", "tools": []}),
+             envelope("inter_agent_communication_metadata", {"trigger_turn": True}),
+             envelope("response_item", {"type": "agent_message", "author": "/root/worker", "recipient": "/root",
+                                        "content": [{"type": "input_text", "text": "worker: done"}]}),
+             envelope("inter_agent_communication", {"author": "/root/b", "recipient": "/root", "content": "b: ok",
+                                                    "trigger_turn": False}),
+             envelope("event_msg", {"type": "item_completed", "item": {"type": "AgentMessage"}}),
+             envelope("response_item", {"type": "hologram_call", "id": "h"}),
+             envelope("response_item", {"type": "message", "role": "assistant", "content": [
+                 {"type": "output_text", "text": "Here is the cat."}]})]
+    path = tmp_path / "rollout-2026-08-03T10-48-56-s-1.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    assert codex.sniff(SourceFile.open(path))
+    events = parse(path)
+    (session,) = [e for e in events if isinstance(e, Session)]
+    assert session.session_id == "s-1" and session.model == "gpt-5.6-luna"
+    assert [c.name for t in session.turns for c in t.tool_calls] == ["image_generation", "tool_search"]
+    assert json.loads(session.turns[1].tool_calls[0].arguments) == {"prompt": "a cat"}  # the image itself is dropped
+    assert [t.text for t in session.turns if t.role == "user"] == ["draw a cat", "worker: done", "b: ok"]
+    assert session.turns[-1].text == "Here is the cat."
+    reasons = {e.reason: e.records for e in events if isinstance(e, Skipped)}
+    assert reasons == {codex.SKIP_REASONS["world_state"]: 1, codex.SKIP_REASONS["event_msg"]: 1,
+                       codex.SKIP_REASONS["inter_agent_communication_metadata"]: 1,
+                       "unknown codex line type 'brand_new_kind'": 2,
+                       "unknown codex line type 'response_item:hologram_call'": 1}
+    assert not [e for e in events if isinstance(e, Rejected)]
+    assert sum(e.records for e in events) == len(lines)
+
+
+def test_sniff_wants_mostly_envelopes_and_a_core_type(tmp_path):
+    only_new = tmp_path / "new.jsonl"
+    only_new.write_text("\n".join(envelope("world_state", {"full": True}) for _ in range(3)) + "\n")
+    assert not codex.sniff(SourceFile.open(only_new))  # no core rollout line: not enough to call it codex
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text("\n".join([json.dumps({"a": 1}), json.dumps({"b": 2}), json.dumps({"c": 3}),
+                                envelope("session_meta", {"id": "x"})]) + "\n")
+    assert not codex.sniff(SourceFile.open(mixed))
+
+
+# Composite 0.146 fixture (MANIFEST.tsv): 3 response_item messages (user/assistant/developer) and 8 tool calls
+# (2 custom_tool_call + 2 function_call + 2 tool_search_call + web_search_call + image_generation_call), 2
+# agent_message items, 6 `compacted` lines: one session per compaction window (7, as for every rollout), the later
+# ones starting with their replacement history. Every line is read or skipped with a named reason.
+def test_real_2026_composite(real_logs):
+    path = real_logs / "codex-rollout-2026" / "agentsessions_small_composite.jsonl"
+    events = parse(path)
+    found = [e for e in events if isinstance(e, Session)]
+    assert len(found) == 7 and all(s.session_id.startswith("019fc8be-3658-7ca3-9e29-000000000000") for s in found)
+    assert sum(len(t.tool_calls) for s in found for t in s.turns) == 8
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    in_file = [r["payload"] for r in rows if r["type"] == "response_item"]
+    assert sum(p["type"] == "message" for p in in_file) == 3 and sum(p["type"] == "agent_message" for p in in_file) == 2
+    reasons = {e.reason for e in events if isinstance(e, Skipped)}
+    assert not [r for r in reasons if "unknown" in r] and not [e for e in events if isinstance(e, Rejected)]
+    assert sum(e.records for e in events) == nonblank_lines(path) == len(rows)

@@ -17,7 +17,8 @@ EXAMPLE_FOLDERS = {
     "sharegpt": "sharegpt", "llm-log": "llm-log",
 }
 REAL_FOLDERS = {
-    "claude-code-jsonl": "claude-code", "codex-rollout": "codex", "openai-messages-toolcall": "openai-chat",
+    "claude-code-jsonl": "claude-code", "codex-rollout": "codex",
+    "claude-code-jsonl-2026": "claude-code", "codex-rollout-2026": "codex", "openai-messages-toolcall": "openai-chat",
     "sharegpt-toolcall": "sharegpt", "llm-completion-log": "llm-log", "llm-request-log": "llm-log",
 }
 OURS = set(EXAMPLE_FOLDERS.values())

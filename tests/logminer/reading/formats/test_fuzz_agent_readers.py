@@ -12,10 +12,12 @@ from logminer.reading.formats import (
     aider,
     bfcl,
     cline,
+    gemini_cli,
     mini_swe_agent,
     opencode,
     openhands,
     openhands_v1,
+    pi,
     plain_text,
     qwen_code,
     swe_agent,
@@ -26,6 +28,7 @@ from logminer.schema import Rejected, Session, Skipped
 
 EXAMPLES = Path(__file__).resolve().parents[4] / "examples"
 QWEN_JSONL = EXAMPLES / "logs/qwen-code/projects/-home-dev-weather-cli/chats/0f3a9c1e-7b2d-4e8f-9a6b-5c4d3e2f1a0b.jsonl"
+GEMINI_CHATS = EXAMPLES / "logs/gemini-cli/tmp/c3f9c3f9/chats"
 # (reader, fixture, how records are counted: "nonblank" lines (JSONL), "all" lines (aider, text), None: items)
 CASES = [
     (swe_agent, EXAMPLES / "logs/swe-agent/acme__widgets-42.traj", None),
@@ -34,6 +37,10 @@ CASES = [
     (openhands, EXAMPLES / "logs/openhands/eval_output.jsonl", "nonblank"),
     (openhands_v1, EXAMPLES / "logs/openhands-v1/count_lines.jsonl", "nonblank"),
     (qwen_code, QWEN_JSONL, "nonblank"),
+    (pi, next((EXAMPLES / "logs/pi").rglob("*.jsonl")), "nonblank"),
+    (pi, next((EXAMPLES / "logs/openclaw").rglob("*.jsonl")), "nonblank"),
+    (gemini_cli, next(GEMINI_CHATS.glob("session-*.jsonl")), "nonblank"),
+    (gemini_cli, next(GEMINI_CHATS.glob("session-*.json")), None),
     (aider, EXAMPLES / "logs/aider/.aider.chat.history.md", "all"),
     (swebench, EXAMPLES / "holdout/swebench_instances.jsonl", "nonblank"),
     (swebench, EXAMPLES / "holdout/swebench_instance_images.txt", "nonblank"),
@@ -87,10 +94,13 @@ KEYS = ["role", "content", "tool_calls", "tool_call_id", "tool_call_ids", "is_de
         "id", "action", "observation", "args", "extras", "cause", "source", "tool_call_metadata", "model_response",
         "kind", "llm_message", "tool_call", "llm_response_id", "thought", "uuid", "parentUuid", "sessionId", "type",
         "message", "parts", "text", "functionCall", "functionResponse", "response", "instance_id", "history",
-        "messages", "question", "timestamp", "reasoning_content", "observation", "state", "status", "input"]
+        "messages", "question", "timestamp", "reasoning_content", "observation", "state", "status", "input",
+        "$set", "$rewindTo", "toolCalls", "result", "thoughts", "parentId", "toolCallId", "toolName", "summary",
+        "firstKeptEntryId", "firstKeptEntryIndex", "customType", "projectHash", "kind", "version", "isError"]
 SCALARS = st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from(
     ["user", "assistant", "tool", "system", "exit", "message", "run", "finish", "ActionEvent", "ObservationEvent",
-     "MessageEvent", "tool_result", "text", "```bash\nls\n```", "<returncode>0</returncode>", "{bad", "{}", "a__b-1"])
+     "MessageEvent", "tool_result", "text", "```bash\nls\n```", "<returncode>0</returncode>", "{bad", "{}", "a__b-1",
+     "session", "toolResult", "toolCall", "bashExecution", "compaction", "custom_message", "gemini", "info", "a", "b"])
 JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner,
                                                                                           max_size=5), max_leaves=12)
 
@@ -101,7 +111,7 @@ def wrappers(value):
         (swe_agent, {"history": value, "trajectory": value, "replay_config": value, "info": value}),
         (mini_swe_agent, {"trajectory_format": "mini-swe-agent-1", "messages": value, "info": value}),
         (openhands, value if isinstance(value, list) else [value]),
-        (qwen_code, {"sessionId": "s", "projectHash": "h", "messages": value}),
+        (gemini_cli, {"sessionId": "s", "projectHash": "h", "messages": value}),
     ]
 
 
@@ -118,7 +128,7 @@ def test_random_shapes_in_documents_never_escape(value):
 @given(lines=st.lists(JSON, min_size=1, max_size=5))
 def test_random_shapes_in_json_lines_never_escape(lines):
     data = "".join(json.dumps(line) + "\n" for line in lines).encode()
-    for reader in (openhands, openhands_v1, qwen_code, swebench, bfcl):
+    for reader in (openhands, openhands_v1, qwen_code, pi, gemini_cli, swebench, bfcl):
         events = list(reader.parse(SourceFile("lines.jsonl", data)))
         assert all(isinstance(event, (Session, Skipped, Rejected)) for event in events)
         # a file opening with `[` is one JSON document, counted by items; so is a one-line SWE-bench dict of columns

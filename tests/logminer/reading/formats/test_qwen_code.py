@@ -1,4 +1,4 @@
-"""Qwen Code reader: JSONL chat records (parentUuid chain, Gemini parts) and the older JSON chat file."""
+"""Qwen Code reader: JSONL chat records (parentUuid chain, Gemini parts); Gemini CLI files are not its own."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from logminer.reading.detect import detect_format
 from logminer.reading.formats import claude_code, qwen_code
 from logminer.reading.registry import load_formats
 from logminer.reading.sources import SourceFile
-from logminer.schema import Rejected
+from logminer.schema import Rejected, Skipped
 
 JSONL = ("qwen-code", "projects", "-home-dev-weather-cli", "chats", "0f3a9c1e-7b2d-4e8f-9a6b-5c4d3e2f1a0b.jsonl")
-CHAT = ("qwen-code", "tmp", "9f86d081884c7d65", "chats", "session-2025-08-20T07-30-c81e728d.json")
+CHAT = ("gemini-cli", "qwen-tmp", "9f86d081884c7d65", "chats", "session-2025-08-20T07-30-c81e728d.json")
 
 
 def test_jsonl_records(example_logs):
@@ -39,13 +39,25 @@ def test_rewound_branch_is_not_a_turn(example_logs, tmp_path):
     assert "old" not in [t.text for t in session.turns] and session.records == 9
 
 
-def test_old_chat_file(example_logs):
-    source = SourceFile.open(example_logs.joinpath(*CHAT))
-    assert qwen_code.sniff(source)
-    [session] = list(qwen_code.parse(source))
-    assert "".join(t.role[0] for t in session.turns) == "uata" and session.records == 4  # the info notice is no turn
-    assert session.turns[1].reasoning == "Searching: A grep over the tree will find them."
-    assert session.turns[2].tool_call_id == "call_o1" and session.turns[2].text.startswith("Found 2 matches")
+def test_gemini_cli_files_are_not_claimed(example_logs):
+    """The single-JSON chat file (Gemini CLI heritage) and Gemini CLI's JSONL recording belong to gemini_cli."""
+    recording = next((example_logs / "gemini-cli" / "tmp").rglob("session-*.jsonl"))
+    for path in (example_logs.joinpath(*CHAT), recording):
+        source = SourceFile.open(path)
+        assert not qwen_code.sniff(source)
+        assert detect_format(source, load_formats()).name == "gemini-cli"
+
+
+def test_unknown_record_type_is_counted_not_rejected(example_logs, tmp_path):
+    lines = example_logs.joinpath(*JSONL).read_text().splitlines()
+    record = dict(json.loads(lines[2]), type="hologram", uuid="u-x")
+    path = tmp_path / "s.jsonl"
+    path.write_text("\n".join([*lines, json.dumps(record), json.dumps(record)]) + "\n")
+    events = list(qwen_code.parse(SourceFile.open(path)))
+    assert not [e for e in events if isinstance(e, Rejected)]
+    assert [(e.reason, e.records) for e in events if isinstance(e, Skipped)] == [
+        ("unknown qwen-code line type 'hologram'", 2)]
+    assert sum(e.records for e in events) == len(lines) + 2
 
 
 def test_claude_code_and_qwen_are_told_apart(example_logs):
