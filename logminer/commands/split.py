@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import click
 
+from calibkit.cli_options import AliasedOption, explicit
+
 SHOW = {"show_default": True}
 
 
@@ -36,12 +38,16 @@ def _ratios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
               help="Folder for calibration/validation/eval .parquet and .txt, buckets and manifest.json.")
 @click.option("--tokenizer", type=click.Path(exists=True), default=None,
               help="Tokenizer folder, tokenizer.json or GGUF: render with its chat template and count its tokens "
-                   "(default: the plain fallback template, word-and-punctuation counts).")
+                   "(default: the plain fallback template, tokens estimated as UTF-8 bytes / 4, rounded up).")
 @click.option("--chat-template", default=None,
               help="For a tokenizer without a chat template (e.g. the Gemma 3 270M GGUF): a bundled template "
                    "(gemma, chatml) or a Jinja file. Default: picked from the tokenizer's turn-marker tokens.")
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.7, **SHOW,
+@click.option("--dedup-threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.7, **SHOW,
               help="Near-duplicate Jaccard threshold (word 5-grams); candidates verified at threshold - 0.05.")
+@click.option("--holdout-threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.7, **SHOW,
+              help="MinHash Jaccard similarity to a holdout text at which a document counts as contaminated.")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=None, hidden=True,
+              help="Old spelling: sets both --dedup-threshold and --holdout-threshold unless they are given.")
 @click.option("--num-perm", type=click.IntRange(8, 1024), default=120, **SHOW, help="MinHash permutations.")
 @click.option("--holdout", multiple=True, type=click.Path(exists=True),
               help="Holdout source (SWE-bench instances or id lists, BFCL files, any text corpus); repeatable.")
@@ -61,13 +67,17 @@ def _ratios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
               help="Fail (write nothing) if a near-duplicate pair straddles splits or a holdout item hits calibration.")
 @click.option("--include-reasoning", is_flag=True, help="Keep reasoning/thinking text in the rendered documents.")
 @click.option("--progress/--no-progress", default=True, **SHOW, help="Progress bars on stderr.")
-def split(inputs, out_dir, tokenizer, chat_template, threshold, num_perm, holdout, holdout_ngram, holdout_repo_match, group_by,
-          ratios, calibration_tokens, validation_tokens, eval_tokens, seed, strict, include_reasoning,
-          progress) -> None:
+def split(inputs, out_dir, tokenizer, chat_template, dedup_threshold, holdout_threshold, threshold, num_perm, holdout,
+          holdout_ngram, holdout_repo_match, group_by, ratios, calibration_tokens, validation_tokens, eval_tokens, seed,
+          strict, include_reasoning, progress) -> None:
     """Deduplicate, decontaminate and split sessions into calibration / validation / eval.
 
     INPUTS are sessions.parquet files from `logminer ingest` or raw logs (ingested in-process).
     """
+    context = click.get_current_context()
+    if threshold is not None:  # the old single --threshold drove both; an explicit new option wins
+        dedup_threshold = dedup_threshold if explicit(context, "dedup_threshold") else threshold
+        holdout_threshold = holdout_threshold if explicit(context, "holdout_threshold") else threshold
     from logminer.split.assign import SplitOptions
     from logminer.split.decontaminate import DecontaminationOptions
     from logminer.split.dedup import DedupOptions
@@ -77,8 +87,8 @@ def split(inputs, out_dir, tokenizer, chat_template, threshold, num_perm, holdou
     job = SplitJob(
         inputs=tuple(inputs), out_dir=out_dir, tokenizer=tokenizer, chat_template=chat_template, holdout=tuple(holdout), group_by=group_by,
         include_reasoning=include_reasoning, strict=strict, progress=progress,
-        dedup=DedupOptions(threshold=threshold, num_perm=num_perm),
-        decontamination=DecontaminationOptions(ngram=holdout_ngram, minhash_threshold=threshold,
+        dedup=DedupOptions(threshold=dedup_threshold, num_perm=num_perm),
+        decontamination=DecontaminationOptions(ngram=holdout_ngram, minhash_threshold=holdout_threshold,
                                                match_repo=holdout_repo_match),
         split=SplitOptions(ratios=ratios, budgets=(calibration_tokens, validation_tokens, eval_tokens), seed=seed),
     )
@@ -115,10 +125,10 @@ def summary_table(manifest: dict) -> str:
 @click.argument("recipe", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for calibration.txt, validation.txt, eval.txt and corpus_manifest.json.")
-@click.option("--source", "sources", multiple=True, metavar="NAME=PATH",
-              help="Override the path of a recipe source (repeatable).")
+@click.option("--source-path", "sources", cls=AliasedOption, aliases=("--source",), multiple=True,
+              metavar="NAME=PATH", help="Read recipe source NAME from PATH instead (repeatable).")
 @click.option("--tokenizer", type=click.Path(exists=True), default=None,
-              help="Tokenizer for token budgets (default: word-and-punctuation counts).")
+              help="Tokenizer for token budgets (default: tokens estimated as UTF-8 bytes / 4, rounded up).")
 @click.option("--seed", type=int, default=None, help="Override the recipe's seed.")
 @click.option("--progress/--no-progress", default=True, **SHOW, help="Progress bars on stderr.")
 def corpus(recipe, out_dir, sources, tokenizer, seed, progress) -> None:
@@ -129,7 +139,7 @@ def corpus(recipe, out_dir, sources, tokenizer, seed, progress) -> None:
     for item in sources:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
-            raise click.BadParameter(f"{item!r} is not NAME=PATH", param_hint="--source")
+            raise click.BadParameter(f"{item!r} is not NAME=PATH", param_hint="--source-path")
         overrides[name] = path
     try:
         manifest = build_corpus(load_recipe(recipe, overrides, seed), out_dir, tokenizer=tokenizer,

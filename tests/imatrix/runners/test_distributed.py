@@ -85,8 +85,8 @@ def _ppl_line(output: str) -> str:
 
 
 def _collect_command(folder, text, out) -> list[str]:
-    return ["collect", str(folder), "--data", str(text), "-o", str(out), "-c", str(CTX), "--batch-size", str(BATCH),
-            "--dtype", "fp32", "--no-progress"]
+    return ["collect", "-m", str(folder), "-f", str(text), "-o", str(out), "-c", str(CTX), "--chunks-per-batch",
+            str(BATCH), "--dtype", "fp32", "--no-progress"]
 
 
 @pytest.mark.timeout(300)
