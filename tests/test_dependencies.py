@@ -1,7 +1,7 @@
 """Dependencies as tested: the installed transformers lies in pyproject's range, and the transformers-5 APIs that
 the sequential and MoE paths use (not all public) exist in it, so a transformers that moved them fails here by
 name rather than deep in a collect run. The range's ends were run: 5.18.0 (tests/imatrix/collect, model, importance,
-commands, runners/test_sequential and test_device_map, tests/logminer/rendering) and 5.24.0 (the whole suite)."""
+commands, runners/test_sequential and test_device_map, tests/logminer/rendering) and 5.24.0 (what the suite installs and runs on)."""
 
 from __future__ import annotations
 
