@@ -32,8 +32,3 @@ class LegacyArgument(click.Argument):
 
     def get_usage_pieces(self, ctx: click.Context) -> list[str]:
         return []
-
-
-def explicit(ctx: click.Context, name: str) -> bool:
-    """Whether parameter `name` came from the command line (not its default)."""
-    return ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)

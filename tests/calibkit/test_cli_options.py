@@ -1,12 +1,12 @@
 """Hidden old spellings: an aliased option parses like its new name and stays out of --help; a legacy positional
-argument parses but stays out of the usage line; `explicit` tells a given value from a default."""
+argument parses but stays out of the usage line."""
 
 from __future__ import annotations
 
 import click
 from click.testing import CliRunner
 
-from calibkit.cli_options import AliasedOption, LegacyArgument, explicit
+from calibkit.cli_options import AliasedOption, LegacyArgument
 
 
 @click.command()
@@ -15,8 +15,7 @@ from calibkit.cli_options import AliasedOption, LegacyArgument, explicit
 @click.option("-f", "--text", "text", cls=AliasedOption, aliases=("--data",), default="none", help="The text.")
 @click.option("--level", type=int, default=3, show_default=True)
 def command(old_model, model, text, level):
-    context = click.get_current_context()
-    click.echo(f"model={model or old_model} text={text} level={level} explicit={explicit(context, 'level')}")
+    click.echo(f"model={model or old_model} text={text} level={level}")
 
 
 def run(*args: str) -> click.testing.Result:
@@ -38,11 +37,6 @@ def test_help_shows_only_the_new_spellings():
 def test_legacy_positional_still_parses():
     assert "model=x.gguf" in run("x.gguf").output
     assert "model=y.gguf" in run("-m", "y.gguf").output
-
-
-def test_explicit_tells_a_given_value_from_the_default():
-    assert "explicit=False" in run().output
-    assert "level=3 explicit=True" in run("--level", "3").output
 
 
 def test_unknown_spelling_is_still_an_error():
