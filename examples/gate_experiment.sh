@@ -44,7 +44,7 @@ timed() { local start=$SECONDS; "$@"; echo "   ($(( SECONDS - start )) s: ${*:1:
 # 1. raw statistics of calibration and validation (the hybrid file itself is α=0.5; only the sidecar is used)
 for split in calibration validation; do
     chunks=$CAL_CHUNKS; [ "$split" = validation ] && chunks=$VAL_CHUNKS
-    [ -f "$OUT/$split.imatrix.raw.gguf" ] || timed "${IMATRIX[@]}" collect "$MODEL" -f "$SPLIT/$split.parquet" \
+    [ -f "$OUT/$split.imatrix.raw.gguf" ] || timed "${IMATRIX[@]}" collect -m "$MODEL" -f "$SPLIT/$split.parquet" \
         -o "$OUT/$split.imatrix.gguf" --hybrid -c "$CTX" --chunks "$chunks" --no-ppl --no-progress
 done
 CAL_RAW="$OUT/calibration.imatrix.raw.gguf"

@@ -42,7 +42,7 @@ step "1. logminer split ${LOGS[*]} → $OUT/split (tokens counted with the model
 step "2. imatrix collect: (a) calibration split, (b) generic text $GENERIC, (c) --hybrid; -c $CTX --chunks $CHUNKS"
 collect() {  # name, data, extra options...
     local name="$1" data="$2"; shift 2
-    "$BIN/imatrix" collect gemma3-270m --data "$data" -c "$CTX" --chunks "$CHUNKS" --no-progress \
+    "$BIN/imatrix" collect -m gemma3-270m -f "$data" -c "$CTX" --chunks "$CHUNKS" --no-progress \
         -o "$OUT/imatrix/$name.imatrix.gguf" "$@" 2>&1 | grep -v "de-quantizing\|Loading weights" \
         | tee "$OUT/logs/collect-$name.log"
 }
@@ -71,6 +71,6 @@ for qtype in $QTYPES; do
 done
 
 step "4. imatrix eval on the eval split ($OUT/split/eval.txt), reference = the Q4_K_M model itself"
-"$BIN/imatrix" eval --reference "$MODEL" "${QUANTS[@]}" --text "$OUT/split/eval.txt" -c "$CTX" -t "$THREADS" \
+"$BIN/imatrix" eval -m "$MODEL" "${QUANTS[@]}" --text "$OUT/split/eval.txt" -c "$CTX" -t "$THREADS" \
     -o "$OUT/report"
 step "done: $OUT/report.md, $OUT/report.csv, $OUT/report.png"

@@ -17,7 +17,7 @@ echo "== 1/3 logminer split: $LOGS → $OUT/split (rendered with Gemma's turn fo
 "$BIN/logminer" split "$LOGS" -o "$OUT/split" --tokenizer "$MODEL_GGUF" --no-progress
 
 echo "== 2/3 imatrix collect: Gemma 3 270M on the calibration split, 128-token chunks"
-"$BIN/imatrix" collect gemma3-270m --data "$OUT/split/calibration.parquet" -c 128 \
+"$BIN/imatrix" collect -m gemma3-270m -f "$OUT/split/calibration.parquet" -c 128 \
     -o "$OUT/gemma3-270m.imatrix.gguf" --no-progress
 
 echo "== 3/3 imatrix inspect"

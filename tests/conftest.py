@@ -1,4 +1,5 @@
-"""Shared fixtures: the real logs in ../shared (skipped when absent) and the bundled example logs."""
+"""Shared fixtures: the real logs in ../shared (tests.real_components: skipped locally, a failure in CI when absent)
+and the bundled example logs."""
 
 from __future__ import annotations
 

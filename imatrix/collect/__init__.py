@@ -1,0 +1,1 @@
+"""What is collected and how a run is driven: hooks and accumulators, token chunks, checkpoints, the pipeline."""

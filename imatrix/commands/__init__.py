@@ -1,0 +1,1 @@
+"""The click commands of `imatrix`: parse options, call the library, print."""

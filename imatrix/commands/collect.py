@@ -7,6 +7,10 @@ from pathlib import Path
 
 import click
 
+from calibkit.cli_options import AliasedOption, LegacyArgument
+
+DEFAULT_MODEL = "gemma3-270m"
+
 DIFFERENCES = """\b
 Differences from llama-imatrix:
   * micro-batches of fewer than 16 token rows ARE collected (llama.cpp skips them), so counts are
@@ -18,8 +22,12 @@ Differences from llama-imatrix:
 
 
 @click.command(epilog=DIFFERENCES)
-@click.argument("model", default="gemma3-270m")
-@click.option("--data", "-f", "data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.argument("legacy_model", required=False, cls=LegacyArgument)  # `collect MODEL`, before -m/--model
+@click.option("-m", "--model", "model", default=None,
+              help=f"HF folder, .gguf file, or {DEFAULT_MODEL} (the bundled Gemma 3 270M GGUF).  "
+                   f"[default: {DEFAULT_MODEL}]")
+@click.option("-f", "--text", "data", cls=AliasedOption, aliases=("--data",), required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Calibration text: .txt (whole file) or .parquet from `logminer split` (column `text`).")
 @click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output imatrix file.")
@@ -32,11 +40,13 @@ Differences from llama-imatrix:
 @click.option("--parse-special/--no-parse-special", default=None,
               help="Parse special-token text into control tokens. [default: off for .txt, on for .parquet]")
 @click.option("--process-output", is_flag=True, help="Also collect output.weight (only when the LM head is untied).")
-@click.option("--batch-size", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Chunks per forward pass; 0 = 2048 tokens per forward like llama.cpp's -b.")
+@click.option("--chunks-per-batch", "batch_size", cls=AliasedOption, aliases=("--batch-size",),
+              type=click.IntRange(min=0), default=0, show_default=True,
+              help="Chunks (of --ctx-size tokens each) per forward pass; 0 = as many as fit in 2048 tokens, "
+                   "llama-imatrix's default -b (which counts tokens, not chunks).")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--gguf-file", default=None, help="GGUF file name inside the MODEL folder.")
+@click.option("--gguf-file", default=None, help="GGUF file name inside the --model folder.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom modelling code from the model folder.")
 @click.option("--skip-unmapped", is_flag=True, help="Ignore block linears that have no GGUF name instead of failing.")
 @click.option("--fuse-qkv", is_flag=True, help="Key q/k/v as blk.N.attn_qkv (for GGUFs converted with --fuse-qkv).")
@@ -60,13 +70,16 @@ Differences from llama-imatrix:
 @click.option("--offload", type=click.Choice(["none", "sequential"]), default="none", show_default=True,
               help="sequential: one decoder layer at a time, read from the safetensors shards, for models larger "
                    "than the device; prints the peak memory.")
-def collect(model: str, data: Path, output: Path, output_format: str, ctx_size: int, chunks: int, skip_chunks: int,
-            parse_special: bool | None, process_output: bool, batch_size: int, dtype: str, device: str,
-            gguf_file: str | None, trust_remote_code: bool, skip_unmapped: bool, fuse_qkv: bool,
+def collect(legacy_model: str | None, model: str | None, data: Path, output: Path, output_format: str, ctx_size: int,
+            chunks: int, skip_chunks: int, parse_special: bool | None, process_output: bool, batch_size: int,
+            dtype: str, device: str, gguf_file: str | None, trust_remote_code: bool, skip_unmapped: bool, fuse_qkv: bool,
             fuse_gate_up_exps: bool, no_ppl: bool, output_frequency: int, accumulate: str, hybrid: bool,
             alpha: float, progress: bool, save_every: int, resume: bool, device_map: str | None,
             max_memory: str | None, offload: str) -> None:
-    """Collect an importance matrix for llama-quantize --imatrix from MODEL (HF folder, .gguf, or gemma3-270m)."""
+    """Collect an importance matrix for llama-quantize --imatrix from --model (HF folder, .gguf, or gemma3-270m)."""
+    if legacy_model is not None and model is not None and legacy_model != model:
+        raise click.UsageError(f"two models given: {legacy_model} and --model {model}")
+    model = model or legacy_model or DEFAULT_MODEL
     from imatrix.collect.pipeline import CollectSettings, run_collect
 
     settings = CollectSettings(

@@ -6,15 +6,17 @@ from pathlib import Path
 
 import click
 
+from calibkit.cli_options import AliasedOption
+
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 @click.command("eval")
 @click.argument("quants", nargs=-1, required=True, type=_FILE)
-@click.option("--reference", "-m", "reference", required=True, type=_FILE,
+@click.option("-m", "--model", "reference", cls=AliasedOption, aliases=("--reference",), required=True, type=_FILE,
               help="Reference GGUF (the unquantized or least-quantized model) whose logits the quants are scored "
                    "against.")
-@click.option("--text", "-f", "text", required=True, type=_FILE,
+@click.option("-f", "--text", "text", required=True, type=_FILE,
               help="Evaluation text (e.g. logminer split's eval.txt), tokenized by llama-perplexity.")
 @click.option("--ctx-size", "-c", default=512, show_default=True, type=click.IntRange(min=16),
               help="Tokens per chunk (llama-perplexity -c).")
@@ -31,7 +33,7 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--plot/--no-plot", default=True, show_default=True, help="Draw the PNG bar chart.")
 def eval_command(quants: tuple[Path, ...], reference: Path, text: Path, ctx_size: int, chunks: int | None,
                  threads: int | None, report_prefix: Path, logits_file: Path | None, plot: bool) -> None:
-    """Score QUANTS against --reference on --text with llama-perplexity (PPL, KLD, same-top-token rate).
+    """Score QUANTS against the reference --model on --text with llama-perplexity (PPL, KLD, same-top-token rate).
 
     Runs `llama-perplexity --kl-divergence-base` once on the reference, then `--kl-divergence` on every quant, and
     prints the table quant publishers report: size, bits per weight, PPL ± error, median / mean / 99th-percentile KLD

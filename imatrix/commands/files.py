@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from calibkit.cli_options import AliasedOption
+
 FORMATS = ["gguf", "dat"]
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 OUTPUT_FILE = click.Path(dir_okay=False, writable=True, path_type=Path)
@@ -21,9 +23,10 @@ format_option = click.option(
     help="gguf (llama-imatrix's default) or dat (legacy). Default: dat if OUTPUT ends in .dat, else gguf.",
 )
 chunk_size_option = click.option(
-    "-c", "--chunk-size", "chunk_size", type=click.IntRange(min=1), default=None,
-    help="Chunk size (llama-imatrix -c) used to turn legacy .dat values back into sums and counts, and the chunk "
-         "size of the written file. Default: that of the first GGUF input, else 512 (llama-imatrix's default).",
+    "-c", "--ctx-size", "chunk_size", cls=AliasedOption, aliases=("--chunk-size",), type=click.IntRange(min=1),
+    default=None, help="Tokens per chunk (llama-imatrix -c) used to turn legacy .dat values back into sums and "
+                       "counts, and the chunk size of the written file. Default: that of the first GGUF input, else "
+                       "512 (llama-imatrix's default).",
 )
 
 
@@ -140,7 +143,7 @@ def inspect(file: Path, as_json: bool, plot: Path | None, chunk_size: int | None
 def merge(inputs: tuple[Path, ...], output: Path, output_format: str | None, chunk_size: int | None) -> None:
     """Add the sums and counts of several imatrices (GGUF and/or .dat) like llama-imatrix --in-file A --in-file B.
 
-    A .dat input becomes sum = value·c, count = ncall·c with c from --chunk-size, so its weight in the merge
+    A .dat input becomes sum = value·c, count = ncall·c with c from --ctx-size, so its weight in the merge
     depends on c, exactly as in llama-imatrix.
     """
     from imatrix.files.imatrix_file import merge as merge_imatrices

@@ -27,7 +27,7 @@ def parse_alphas(text: str) -> tuple[float, ...]:
 @click.argument("raw_cal", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--validation", "raw_val", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Statistics of the validation split: the raw sidecar of `imatrix collect --hybrid` (or any imatrix).")
-@click.option("--model", "-m", "model_path", required=True,
+@click.option("-m", "--model", "model_path", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The GGUF that llama-quantize will quantize; its tensors (dequantized) are the weights scored.")
 @click.option("--type", "types", multiple=True, required=True,

@@ -32,7 +32,7 @@ class NonFiniteError(RuntimeError):
 
 @dataclass(frozen=True)
 class RunOptions:
-    """--batch-size (chunks per forward, 0 = like llama.cpp), --no-ppl, --output-frequency, progress bar."""
+    """--chunks-per-batch (chunks per forward, 0 = like llama.cpp), --no-ppl, --output-frequency, progress bar."""
 
     batch_size: int = 0
     compute_ppl: bool = True

@@ -1,12 +1,17 @@
-"""Data-parallel collection under torchrun: chunks sharded across ranks, partial sums reduced in chunk order, rank 0 writes.
+"""Data-parallel collection under torchrun: batches dealt round-robin to the ranks, added in batch order, rank 0 writes.
 
 torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; with WORLD_SIZE > 1 every rank loads the model on its own device (cuda:LOCAL
-_RANK, or the CPU with gloo), runs the resident runner over a contiguous share of whole batches (the batch boundaries
-of a single-process run, so every batch computes the same numbers). Each rank keeps its per-batch partial sums; at
-the end rank 0 adds all partials in batch order (the single-process additions, in the same order), counts are
-all-reduced, and the per-chunk NLL sums are gathered and added in chunk order. Dense sums, counts and the PPL are
-therefore exactly a single-process run's. Routed MoE sums (addmm into the accumulator) match exactly only when the
-matmul does not split the token dimension into several blocks; otherwise they may differ in the last bits.
+_RANK, or the CPU with gloo) and runs the resident runner over its batches: batch b (the batch boundaries of a
+single-process run, so every batch computes the same numbers) goes to rank b mod WORLD_SIZE. Round k is batches
+k·W … k·W + W − 1. Rank 0 keeps the running totals in its own accumulators: its hooks add batch k·W into them as a
+single process would, then it receives the sums of batches k·W + 1 … from ranks 1 … W − 1 and adds them in that
+order. The other ranks zero their accumulators before each batch (0 + x is exact), so what they send is exactly what
+that batch adds in a single process. Every addition is therefore the single-process one, in its order, while memory
+stays at one set of accumulators per rank plus, on rank 0, a receive buffer the size of the largest tensor (sums are
+sent tensor by tensor). Counts are integers and all-reduced at the end; the per-chunk NLL sums are gathered and added
+in chunk order. Dense sums, counts and the PPL are exactly a single-process run's. Routed MoE sums of ranks other
+than 0 (addmm into the accumulator) match exactly only when the matmul does not split the token dimension into
+several blocks; otherwise they may differ in the last bits.
 """
 
 from __future__ import annotations
@@ -60,11 +65,16 @@ def init_process_group(world: World, device: str) -> None:
     dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
 
 
-def shard(n_chunk: int, per_batch: int, rank: int, world_size: int) -> tuple[int, int]:
-    """[first, stop) chunks of `rank`: a contiguous share of whole batches, every chunk in exactly one share."""
-    n_batch = -(-n_chunk // per_batch)
-    first_batch, stop_batch = n_batch * rank // world_size, n_batch * (rank + 1) // world_size
-    return min(first_batch * per_batch, n_chunk), min(stop_batch * per_batch, n_chunk)
+def batch_owner(batch: int, world_size: int) -> int:
+    """The rank that runs `batch`: batches are dealt round-robin, so round k holds one batch of every rank."""
+    return batch % world_size
+
+
+def rank_chunks(n_chunk: int, per_batch: int, rank: int, world_size: int) -> np.ndarray:
+    """Indices of the chunks `rank` runs, in order: whole batches b ≡ rank (mod world_size); every chunk in exactly
+    one rank's list, and each list cut into batches of `per_batch` keeps the single-process batch boundaries."""
+    chunk = np.arange(n_chunk)
+    return chunk[batch_owner(chunk // per_batch, world_size) == rank]
 
 
 class RecordingPerplexity(Perplexity):
@@ -80,10 +90,13 @@ class RecordingPerplexity(Perplexity):
         super().add_chunk(token_nll)
 
 
-def perplexity_in_order(per_rank: list[list[tuple[float, float, int]]]) -> Perplexity:
-    """Rebuild the single-process accumulators: the same float additions in the same (chunk) order."""
+def perplexity_in_order(per_rank: list[list[tuple[float, float, int]]], owners: list[int]) -> Perplexity:
+    """Rebuild the single-process accumulators: the same float additions in the same (chunk) order; owners[i] is the
+    rank that scored chunk i, and each rank's list is in its own chunk order."""
     perplexity = Perplexity()
-    for nll, nll2, count in (item for shard_sums in per_rank for item in shard_sums):
+    sums = [iter(shard_sums) for shard_sums in per_rank]
+    for owner in owners:
+        nll, nll2, count = next(sums[owner])
         perplexity.nll += nll
         perplexity.nll2 += nll2
         perplexity.count += count
@@ -91,76 +104,58 @@ def perplexity_in_order(per_rank: list[list[tuple[float, float, int]]]) -> Perpl
     return perplexity
 
 
-class BatchPartials:
-    """Per-batch sums of this rank, kept on the host so rank 0 can add every batch in chunk order.
+class RoundReduction:
+    """Adds every batch into rank 0's accumulators in batch order, one round at a time (see the module docstring).
 
-    After each batch the device sums are copied out (one host copy per batch, not per hook) and zeroed; 0 + x is exact,
-    so each partial is exactly what that batch added in a single-process run. Counts are integers and simply summed.
+    `batch_done` runs after each of this rank's batches (run_resident's on_batch_done). Rank 0: receive the round's
+    other batches tensor by tensor into one buffer and add them; other ranks: send each tensor, then zero it.
     """
 
-    def __init__(self, stats: Accumulators) -> None:
-        self.stats, self.keys = stats, sorted(stats.sums)
-        self.partials: list[torch.Tensor] = []
+    def __init__(self, stats: Accumulators, world: World, n_batch: int) -> None:
+        self.stats, self.world, self.n_batch = stats, world, n_batch
+        self.keys = sorted(stats.sums)
+        self.round = 0
+        self.buffer: torch.Tensor | None = None
+        if world.rank == 0 and self.keys:
+            largest = max(stats.sums[k].numel() for k in self.keys)
+            self.buffer = torch.empty(largest, dtype=stats.dtype, device=stats.sums[self.keys[0]].device)
 
     def batch_done(self, next_chunk: int, perplexity: Perplexity | None) -> None:
-        self.partials.append(torch.cat([self.stats.sums[k].reshape(-1) for k in self.keys]).cpu())
-        for key in self.keys:
-            self.stats.sums[key].zero_()
+        import torch.distributed as dist
 
-    def flat_size(self) -> int:
-        return sum(self.stats.sums[k].numel() for k in self.keys)
-
-    def store(self, flat: torch.Tensor) -> None:
-        offset = 0
-        for key in self.keys:
-            target = self.stats.sums[key]
-            target.copy_(flat[offset:offset + target.numel()].view_as(target))
-            offset += target.numel()
-
-
-def reduce_in_chunk_order(partials: BatchPartials, owners: list[int], world: World, device: torch.device) -> None:
-    """Rank 0 adds every batch's partial in batch order (its own, or received from the owning rank): the additions of
-    a single-process run, in its order. Counts: one all-reduce per key."""
-    import torch.distributed as dist
-
-    stats = partials.stats
-    for key in partials.keys:
-        dist.all_reduce(stats.counts[key], op=dist.ReduceOp.SUM)
-    total = torch.zeros(partials.flat_size(), dtype=stats.dtype, device=device)
-    received = torch.empty_like(total)
-    mine = iter(partials.partials)
-    for owner in owners:
-        if world.rank == 0:
-            if owner == 0:
-                total += next(mine).to(device)
-            else:
-                dist.recv(received, src=owner)
-                total += received
-        elif world.rank == owner:
-            dist.send(next(mine).to(device), dst=0)
-    if world.rank == 0:
-        partials.store(total)
+        first = self.round * self.world.world_size
+        if self.world.rank == 0:
+            for sender in range(1, self.world.world_size):
+                if first + sender >= self.n_batch:
+                    break
+                for key in self.keys:
+                    total = self.stats.sums[key]
+                    received = self.buffer[:total.numel()].view_as(total)
+                    dist.recv(received, src=sender)
+                    total.add_(received)
+        else:
+            for key in self.keys:
+                dist.send(self.stats.sums[key], dst=0)
+                self.stats.sums[key].zero_()
+        self.round += 1
 
 
 def run_distributed(model: torch.nn.Module, chunks: np.ndarray, plan: Plan, stats: Accumulators, options: RunOptions,
                     world: World) -> Perplexity | None:
-    """This rank's share through the resident runner, then the reductions; rank 0 ends with the full statistics."""
+    """This rank's batches through the resident runner, reduced round by round; rank 0 ends with the full statistics."""
     import torch.distributed as dist
 
     per_batch = options.chunks_per_batch(chunks.shape[1])
     n_batch = -(-len(chunks) // per_batch)
-    owners = [next(r for r in range(world.world_size) if shard(len(chunks), per_batch, r, world.world_size)[1]
-                   > b * per_batch) for b in range(n_batch)]
-    first, stop = shard(len(chunks), per_batch, world.rank, world.world_size)
+    mine = rank_chunks(len(chunks), per_batch, world.rank, world.world_size)
     recording = RecordingPerplexity() if options.compute_ppl else None
-    partials = BatchPartials(stats)
-    if stop > first:
+    if len(mine):
         local = RunOptions(options.batch_size, options.compute_ppl, 0, options.keep_all_logits,
                            options.progress and world.is_writer)
-        run_resident(model, chunks[first:stop], plan, stats, local, perplexity=recording,
-                     on_batch_done=partials.batch_done)
-    device = next(iter(stats.sums.values())).device
-    reduce_in_chunk_order(partials, owners, world, device)
+        run_resident(model, chunks[mine], plan, stats, local, perplexity=recording,
+                     on_batch_done=RoundReduction(stats, world, n_batch).batch_done)
+    for key in sorted(stats.counts):
+        dist.all_reduce(stats.counts[key], op=dist.ReduceOp.SUM)
     gathered: list = [None] * world.world_size
     if recording is not None:
         dist.all_gather_object(gathered, recording.chunk_sums)
@@ -168,7 +163,10 @@ def run_distributed(model: torch.nn.Module, chunks: np.ndarray, plan: Plan, stat
     # still talks to it aborted with "terminate called without an active exception", about 1 run in 8)
     dist.barrier()
     dist.destroy_process_group()  # no collective follows; rank 0 writes alone
-    return None if recording is None else perplexity_in_order(gathered)
+    if recording is None:
+        return None
+    owners = [batch_owner(chunk // per_batch, world.world_size) for chunk in range(len(chunks))]
+    return perplexity_in_order(gathered, owners)
 
 
 class DistributedRunner:

@@ -1,0 +1,1 @@
+"""The click commands of `logminer`: parse options, call the pipelines, print."""

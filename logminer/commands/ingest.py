@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import click
 
+from calibkit.cli_options import AliasedOption
 from logminer.reading.registry import source_names
 
 
@@ -98,7 +99,8 @@ def _load_tokenizer(path: str | None):
               help="Tokenizer folder, tokenizer.json or GGUF: its chat template renders and counts tokens "
                    "(default: plain fallback template, tokens estimated as UTF-8 bytes / 4).")
 @click.option("--include-reasoning", is_flag=True, help="Keep reasoning text when rendering and counting.")
-@click.option("--batch-size", type=click.IntRange(1), default=2000, show_default=True,
+@click.option("--sessions-per-part", "batch_size", cls=AliasedOption, aliases=("--batch-size",),
+              type=click.IntRange(1), default=2000, show_default=True,
               help="Sessions per parquet part (a part is also cut at 8M characters; bounds memory).")
 @click.option("-j", "--jobs", type=click.IntRange(1), default=min(len(os.sched_getaffinity(0)), 8)
               if hasattr(os, "sched_getaffinity") else 1, show_default=True,

@@ -1,0 +1,1 @@
+"""Stage 1, reading: files and folders → the format table → Session / Skipped / Rejected events."""

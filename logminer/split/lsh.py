@@ -70,9 +70,7 @@ def estimated_containment(jaccard: np.ndarray, first_size: np.ndarray, second_si
 @lru_cache(maxsize=64)
 def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     """Bands × rows for recall: datasketch's own optimiser with false negatives weighted 9× false positives."""
-    from datasketch.lsh import _optimal_param
-
-    return _optimal_param(threshold, num_perm, 0.1, 0.9)
+    return weighted_optimum(threshold, num_perm, 0.1, 0.9)
 
 
 def cross_pairs(query: np.ndarray, index: np.ndarray, bands: int, rows: int) -> np.ndarray:
@@ -98,3 +96,28 @@ def cross_pairs(query: np.ndarray, index: np.ndarray, bands: int, rows: int) -> 
         return np.zeros((0, 2), dtype=np.int64)
     unique = np.unique(np.concatenate(codes))
     return np.stack((unique // len(index), unique % len(index)), axis=1)
+
+
+def _gauss_legendre(low: float, high: float, panels: int = 32, points: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of composite Gauss-Legendre on [low, high]: 32 panels × 16 points integrate the steepest
+    band curve (b = num_perm, r = 1) to ~1e-15, well inside the gaps between candidates' errors."""
+    x, w = np.polynomial.legendre.leggauss(points)
+    edges = np.linspace(low, high, panels + 1)
+    half, middle = (edges[1:] - edges[:-1]) / 2, (edges[1:] + edges[:-1]) / 2
+    return (middle[:, None] + half[:, None] * x).ravel(), (half[:, None] * w).ravel()
+
+
+def weighted_optimum(threshold: float, num_perm: int, false_positive_weight: float,
+                     false_negative_weight: float) -> tuple[int, int]:
+    """(bands, rows) with bands × rows <= num_perm minimising the weighted false-positive area ∫₀ᵗ P(candidate | s) ds
+    plus false-negative area ∫ₜ¹ P(missed | s) ds, where P(missed | s) = (1 − sʳ)ᵇ: datasketch's MinHashLSH optimiser
+    (tests check equal choices on a grid), written here because datasketch keeps it private (`_optimal_param`)."""
+    pairs = np.array([(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)], dtype=float)
+    bands, rows = pairs[:, :1], pairs[:, 1:]
+    below, below_weights = _gauss_legendre(0.0, threshold)
+    above, above_weights = _gauss_legendre(threshold, 1.0)
+    false_positive = (1.0 - (1.0 - below[None, :] ** rows) ** bands) @ below_weights
+    false_negative = ((1.0 - above[None, :] ** rows) ** bands) @ above_weights
+    error = false_positive * false_positive_weight + false_negative * false_negative_weight
+    best = int(np.argmin(error))  # the first minimum in (bands, rows) order, as datasketch's strict `<` keeps it
+    return int(pairs[best, 0]), int(pairs[best, 1])

