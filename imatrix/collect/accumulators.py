@@ -104,7 +104,7 @@ def plan_targets(model: nn.Module, naming: TensorNaming, process_output: bool = 
             key = naming.key(name)
             if key is not None and is_collected_key(key, process_output):
                 if key == "output.weight" and _is_tied_head(model, module):
-                    continue  # tied head multiplies token_embd: llama-imatrix collects nothing (spec §1.2)
+                    key = "token_embd.weight"  # a tied head is token_embd in the output matmul (b11434 collects it)
                 plan.dense.append(DenseTarget(name, module, key, module.in_features))
             elif in_block and not (key or "").startswith("blk."):
                 if not skip_unmapped:

@@ -13,7 +13,7 @@ from pathlib import Path
 from imatrix.collect.chunks import ChunkingError, ChunkOptions
 from imatrix.files.imatrix_file import Imatrix, ImatrixFileError, write_dat, write_gguf
 from imatrix.model.loading import ModelLoadError
-from imatrix.model.naming import NamingError
+from imatrix.model.naming import OUTPUT_KEYS, NamingError
 
 USER_ERRORS: tuple[type[Exception], ...] = (ModelLoadError, ChunkingError, NamingError, ImatrixFileError)
 
@@ -109,7 +109,7 @@ def _run_collect(settings: CollectSettings, log: Callable[[str], None], resource
         check_entry_lengths({key: rows * cols for key, (rows, cols) in shapes.items()}, source.gguf_path)
     energy = column_energy(plan) if settings.hybrid else None
     # --process-output with an untied head: the head must see every position
-    request = replace(request, options=replace(request.options, keep_all_logits="output.weight" in shapes))
+    request = replace(request, options=replace(request.options, keep_all_logits=any(key in shapes for key in OUTPUT_KEYS)))
     stats = runner.accumulators(request, model, shapes)
     datasets = list(request.datasets)
 

@@ -31,7 +31,8 @@ Differences from llama-imatrix:
               help="Skip this many chunks first.")
 @click.option("--parse-special/--no-parse-special", default=None,
               help="Parse special-token text into control tokens. [default: off for .txt, on for .parquet]")
-@click.option("--process-output", is_flag=True, help="Also collect output.weight (only when the LM head is untied).")
+@click.option("--process-output", is_flag=True,
+              help="Also collect the LM head as b11434 does: output.weight, or token_embd.weight when the head is tied.")
 @click.option("--batch-size", type=click.IntRange(min=0), default=0, show_default=True,
               help="Chunks per forward pass; 0 = 2048 tokens per forward like llama.cpp's -b.")
 @click.option("--dtype", type=click.Choice(["auto", "bf16", "fp16", "fp32"]), default="auto", show_default=True)
