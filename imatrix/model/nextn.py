@@ -1,0 +1,48 @@
+"""NextN / MTP (multi-token prediction) layers: blocks that llama.cpp's converter keeps but transformers does not run.
+
+GLM-4.x MoE, DeepSeek-V3 and Qwen3-Next/3.5 checkpoints carry one or more draft blocks after the trunk
+(`model.layers.N.*` or `mtp.*`); convert_hf_to_gguf.py writes them as `blk.N.*` plus `blk.N.nextn.*` (block_count =
+trunk + NextN layers, `<arch>.nextn_predict_layers`). transformers skips those weights on load
+(`_keys_to_ignore_on_load_unexpected`), so a torch collection has no imatrix entries for them, and llama-quantize at
+IQ2/IQ1/IQ3_XXS stops with "Missing importance matrix for tensor blk.N... in a very low-bit quantization" (llama.cpp
+#23575). llama-imatrix --nextn collects them by running the MTP block on the trunk's hidden states; we cannot run a
+block transformers never built, so we write nothing for it and say which `--tensor-type` overrides make the quant
+succeed (a type that never needs an importance matrix, for those blocks only).
+"""
+
+from __future__ import annotations
+
+from imatrix.model.naming import text_config
+
+# config keys naming the number of draft blocks (GLM-4.x / DeepSeek-V3 / Qwen3-Next / Qwen3.5)
+NEXTN_CONFIG_KEYS = ("num_nextn_predict_layers", "mtp_num_hidden_layers")
+# k-quants need no importance matrix (llama.cpp's tensor_requires_imatrix), Q4_K is the smallest safe one
+# (Q2_K needs one in Q2_K_S files, Q3_K is rarely worth it for a draft block that decides acceptance rates)
+OVERRIDE_TYPE = "q4_k"
+
+
+def nextn_blocks(config) -> list[int]:
+    """Block numbers the GGUF conversion gives the NextN/MTP layers: num_hidden_layers … + n − 1 (none: [])."""
+    text = text_config(config)
+    values = text.to_dict() if hasattr(text, "to_dict") else dict(vars(text))
+    n_nextn = max((int(values.get(key) or 0) for key in NEXTN_CONFIG_KEYS), default=0)
+    trunk = int(values["num_hidden_layers"])
+    return list(range(trunk, trunk + n_nextn))
+
+
+def tensor_type_overrides(blocks: list[int], qtype: str = OVERRIDE_TYPE) -> list[str]:
+    """llama-quantize `--tensor-type` values (regex on tensor names) that give these blocks a type needing no imatrix."""
+    return [f"blk\\.{block}\\.={qtype}" for block in blocks]
+
+
+def missing_nextn_message(blocks: list[int]) -> str | None:
+    """What to tell the user when the model has NextN blocks this collection could not run; None when it has none."""
+    if not blocks:
+        return None
+    flags = " ".join(f"--tensor-type '{override}'" for override in tensor_type_overrides(blocks))
+    listed = ", ".join(f"blk.{block}" for block in blocks)
+    return (f"NextN/MTP layer{'s' if len(blocks) > 1 else ''} {listed}: transformers does not load or run "
+            f"{'them' if len(blocks) > 1 else 'it'}, so this imatrix has no entries for "
+            f"{'them' if len(blocks) > 1 else 'it'}. A GGUF converted with those layers needs, for IQ1/IQ2/IQ3_XXS "
+            f"quants: llama-quantize {flags} --imatrix IMATRIX MODEL.gguf OUT.gguf TYPE "
+            "(or convert with --no-mtp to leave them out)")
