@@ -129,3 +129,18 @@ def test_mix_rejects_plain_imatrix_and_bad_alpha(files):
     assert result.exit_code == 1 and "imatrix collect --hybrid" in result.output
     result = CliRunner().invoke(main, ["mix", str(files / "a.gguf"), "-o", str(files / "o.gguf"), "--alpha", "2"])
     assert result.exit_code == 2 and "outside [0, 1]" in result.output
+
+
+def test_merge_and_convert_say_when_they_drop_activation_sums(files):
+    with_sums = build()
+    for entry in with_sums.entries.values():
+        entry.activation_sums = np.sqrt(entry.sums)
+    write_gguf(with_sums, files / "s.gguf")
+    result = run("merge", str(files / "s.gguf"), str(files / "a.dat"), "-o", str(files / "m.gguf"))
+    assert result.exit_code == 0, result.output
+    assert f"activation sums (in_sum) dropped for 3 entries (first: {Q0}): {files / 'a.dat'} has none" in result.stderr
+    assert read_imatrix(files / "m.gguf").without_activations() == sorted(with_sums.entries)
+    kept = run("merge", str(files / "s.gguf"), str(files / "s.gguf"), "-o", str(files / "k.gguf"))
+    assert "dropped" not in kept.stderr and read_imatrix(files / "k.gguf").without_activations() == []
+    converted = run("convert", str(files / "s.gguf"), "-o", str(files / "s.dat"))
+    assert converted.exit_code == 0 and "the in_sum of 3 entries is not written" in converted.stderr

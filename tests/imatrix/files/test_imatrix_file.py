@@ -389,6 +389,14 @@ def test_llama_imatrix_reads_our_files_and_rewrites_the_same_data(tmp_path):
     write_gguf(with_sums, tmp_path / "ours-in-sum.gguf")
     _llama_imatrix_merge([tmp_path / "ours-in-sum.gguf"], tmp_path / "theirs-in-sum.gguf")
     assert (tmp_path / "theirs-in-sum.gguf").read_bytes() == (tmp_path / "ours-in-sum.gguf").read_bytes()
+    # chunk_count of a merge is rounded to nearest like b11434's rows_to_chunks: 1300 rows / 512 → 3 (not 2)
+    odd = small_imatrix()
+    odd.entries[DENSE] = ImatrixEntry(odd.entries[DENSE].sums, [1300.0])
+    merged = merge([odd])
+    assert merged.chunk_count == 3
+    write_gguf(merged, tmp_path / "odd.gguf")
+    _llama_imatrix_merge([tmp_path / "odd.gguf"], tmp_path / "theirs-odd.gguf")
+    assert (tmp_path / "theirs-odd.gguf").read_bytes() == (tmp_path / "odd.gguf").read_bytes()
 
     # Merging our GGUF with our .dat: llama.cpp and our merge agree on every sum and count.
     _llama_imatrix_merge([tmp_path / "ours.gguf", tmp_path / "ours.dat"], tmp_path / "both.gguf")
@@ -431,3 +439,50 @@ def test_real_llama_imatrix_file_reads_and_converts_like_llama(tmp_path):
     with pytest.warns(UserWarning, match="no activation sums; the in_sum of 126 entries is not written"):
         write_dat(theirs, tmp_path / "ours.dat")
     assert (tmp_path / "ours.dat").read_bytes() == (tmp_path / "theirs.dat").read_bytes()
+
+
+def test_merge_keeps_in_sum_only_when_every_input_has_it_and_says_which_input_lacks_it(tmp_path):
+    a, b = small_imatrix(with_activations=True), small_imatrix(np.random.default_rng(9), with_activations=True)
+    merged = merge([a, b])
+    for name in a.entries:
+        np.testing.assert_array_equal(merged.entries[name].activation_sums,
+                                      a.entries[name].activation_sums + b.entries[name].activation_sums)
+    legacy = small_imatrix(np.random.default_rng(9))  # e.g. an older llama.cpp's file: no in_sum
+    with pytest.warns(UserWarning, match=r"in_sum\) dropped for 2 entries \(first: blk\.0\.attn_q\.weight\): "
+                                         r"old\.gguf has none"):
+        mixed = merge([a, legacy], labels=["new.gguf", "old.gguf"])
+    assert mixed.without_activations() == sorted(a.entries)
+    np.testing.assert_array_equal(mixed.entries[DENSE].sums, a.entries[DENSE].sums + legacy.entries[DENSE].sums)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is lost when no input had in_sum: no warning
+        assert merge([legacy, small_imatrix()]).without_activations() == sorted(a.entries)
+    # a .dat never has in_sum: merging one drops it too, with the same message
+    with pytest.warns(UserWarning, match="no activation sums"):
+        write_dat(a, tmp_path / "a.dat")
+    with pytest.warns(UserWarning, match=r"a\.dat has none"):
+        merge([a, read_imatrix(tmp_path / "a.dat")], labels=["a.gguf", "a.dat"])
+
+
+def test_files_without_in_sum_read_and_wrong_in_sum_is_refused(tmp_path):
+    imatrix = small_imatrix(with_activations=True)
+    write_gguf(imatrix, tmp_path / "x.gguf")
+    back = read_imatrix(tmp_path / "x.gguf")
+    np.testing.assert_array_equal(back.entries[MOE].activation_sums, imatrix.entries[MOE].activation_sums)
+    # an older file: only in_sum2/counts (as llama.cpp before b11434 and calibkit before this wrote them)
+    writer = GGUFWriter(tmp_path / "old.gguf", arch="")
+    writer.add_type("imatrix")
+    writer.add_array(Keys.IMatrix.DATASETS, ["d"])
+    writer.add_uint32(Keys.IMatrix.CHUNK_COUNT, 1)
+    writer.add_uint32(Keys.IMatrix.CHUNK_SIZE, 8)
+    writer.add_tensor(DENSE + ".in_sum2", np.ones(4, np.float32))
+    writer.add_tensor(DENSE + ".counts", np.array([8], np.float32))
+    writer.write_header_to_file(), writer.write_kv_data_to_file(), writer.write_tensors_to_file(), writer.close()
+    old = read_imatrix(tmp_path / "old.gguf")
+    assert old.without_activations() == [DENSE] and any("no activation sums" in note for note in old.notes)
+    writer = GGUFWriter(tmp_path / "bad.gguf", arch="")
+    writer.add_tensor(DENSE + ".in_sum2", np.ones(4, np.float32))
+    writer.add_tensor(DENSE + ".counts", np.array([8], np.float32))
+    writer.add_tensor(DENSE + ".in_sum", np.ones(3, np.float32))
+    writer.write_header_to_file(), writer.write_kv_data_to_file(), writer.write_tensors_to_file(), writer.close()
+    with pytest.raises(ImatrixFileError, match=r"bad\.gguf: mismatched sums and counts: .*in_sum has 3 values"):
+        read_imatrix(tmp_path / "bad.gguf")
