@@ -46,3 +46,18 @@ def missing_nextn_message(blocks: list[int]) -> str | None:
             f"{'them' if len(blocks) > 1 else 'it'}. A GGUF converted with those layers needs, for IQ1/IQ2/IQ3_XXS "
             f"quants: llama-quantize {flags} --imatrix IMATRIX MODEL.gguf OUT.gguf TYPE "
             "(or convert with --no-mtp to leave them out)")
+
+
+def draft_model_error(config) -> str | None:
+    """Why a separate MTP drafter (Gemma 4 `*_assistant`) cannot be collected on its own, or None for other models.
+
+    A drafter's forward takes its target's token embeddings, last hidden states and KV cache (transformers'
+    Gemma4AssistantForCausalLM raises without them); llama-imatrix runs it beside the target with --model-draft.
+    """
+    model_type = getattr(config, "model_type", "") or ""
+    if not model_type.endswith("_assistant"):
+        return None
+    return (f"{model_type} is a draft (MTP assistant) model: it runs on its target model's hidden states and KV "
+            "cache, not on text, so `imatrix collect` cannot drive it alone. Collect the target with `imatrix collect "
+            "TARGET`, and the drafter with llama.cpp: llama-imatrix -m TARGET.gguf --model-draft DRAFT.gguf -f TEXT "
+            "-o draft.imatrix.gguf (b11434 or newer); or quantize the drafter to a type that needs no imatrix (Q4_K+)")

