@@ -154,7 +154,7 @@ def merge(inputs: tuple[Path, ...], output: Path, output_format: str | None, chu
     depends on c, exactly as in llama-imatrix. Activation sums (in_sum) are kept for an entry when every input has
     them; otherwise they are dropped with a warning naming the inputs (llama-imatrix drops them silently).
     """
-    from imatrix.files.imatrix_file import merge as merge_imatrices
+    from imatrix.files.merge import merge as merge_imatrices
 
     with user_errors():
         imatrices, chunk = read_inputs(list(inputs), chunk_size)
@@ -172,7 +172,7 @@ def merge(inputs: tuple[Path, ...], output: Path, output_format: str | None, chu
 def convert(input_file: Path, output: Path, output_format: str | None, chunk_size: int | None) -> None:
     """Rewrite an imatrix as GGUF or legacy .dat (the .dat format keeps per-column means, not per-expert counts or
     activation sums: writing one says how many in_sum tensors it leaves out)."""
-    from imatrix.files.imatrix_file import merge as merge_imatrices
+    from imatrix.files.merge import merge as merge_imatrices
 
     with user_errors():
         imatrices, chunk = read_inputs([input_file], chunk_size)

@@ -210,7 +210,7 @@ def test_parquet_parses_special_by_default_txt_does_not(tiny_model, tmp_path):
 
 
 def test_merge_of_two_halves_equals_one_run(tiny_model, text_file, tmp_path):
-    from imatrix.files.imatrix_file import merge
+    from imatrix.files.merge import merge
 
     folder, _ = tiny_model
     paths = {name: tmp_path / f"{name}.gguf" for name in ("whole", "first", "second")}

@@ -16,11 +16,11 @@ from imatrix.files.imatrix_file import (
     Imatrix,
     ImatrixEntry,
     ImatrixFileError,
-    merge,
     read_imatrix,
     write_dat,
     write_gguf,
 )
+from imatrix.files.merge import merge
 
 DENSE = "blk.0.attn_q.weight"
 MOE = "blk.1.ffn_up_exps.weight"

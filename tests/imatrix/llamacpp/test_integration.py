@@ -16,7 +16,8 @@ import pytest
 from gguf import GGUFReader
 
 from imatrix.files.compare import compare
-from imatrix.files.imatrix_file import merge, read_imatrix, write_dat, write_gguf
+from imatrix.files.imatrix_file import read_imatrix, write_dat, write_gguf
+from imatrix.files.merge import merge
 from imatrix.llamacpp import tools as llamacpp
 from tests.imatrix.llamacpp_artifacts import CTX, session_artifacts
 
