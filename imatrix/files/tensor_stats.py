@@ -5,6 +5,8 @@ and nextn_layer_start (tools/imatrix/imatrix.cpp at b11434, spec §14.1/§14.3),
 llama-imatrix file gives the same bytes: every double sum is accumulated strictly in llama.cpp's element order
 (np.cumsum is a sequential loop, unlike np.sum's pairwise sum), the running mean is the same recurrence in a Python
 loop, log() is the C library's (math.log), and each float32 rounding happens where the C++ code casts.
+Those two Python loops cost ~0.2 µs per value, so entries above EXACT_LIMIT values (large MoE tensors) use numpy's
+log and Σ/N for the mean instead: the same statistics to float32 precision, not always the same last bit.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ NOT_A_LAYER = 2**31 - 1  # INT_MAX: llama.cpp's "no NextN layers" / "output" sen
 F32_1E_10 = float(np.float32(1e-10))  # the C++ compares doubles with the float literal 1e-10f
 F32_NAN = np.float32(math.nan)  # quiet NaN 0x7fc00000, as std::numeric_limits<float>::quiet_NaN()
 LEADING_INT = re.compile(r"\s*[+-]?\d+")
+EXACT_LIMIT = 1 << 18  # values per entry computed with llama.cpp's exact operation order (dense tensors: all)
 
 
 @dataclass
@@ -137,8 +140,9 @@ def vector_statistics(name: str, entry) -> TensorStats | None:
     n = int(v.size)
     if n == 0:
         return None
+    exact = n <= EXACT_LIMIT
     total = _sequential_sum(v_val)
-    mean = _running_mean(v)
+    mean = _running_mean(v) if exact else _sequential_sum(v) / n
     sum_energy = _sequential_sum(v_val[v_val > 0.0])
     diff = v - mean
     squared = diff * diff
@@ -150,7 +154,10 @@ def vector_statistics(name: str, entry) -> TensorStats | None:
         p = np.maximum(0.0, v_val) * (1.0 / sum_energy)
         p = p[p > 1e-10]
         log2_inv = 1.0 / math.log(2.0)
-        terms = np.array([-(x * math.log(x) * log2_inv) for x in p.tolist()], dtype=np.float64)
+        if exact:
+            terms = np.array([-(x * math.log(x) * log2_inv) for x in p.tolist()], dtype=np.float64)
+        else:
+            terms = -(p * np.log(p) * log2_inv)
         entropy = _sequential_sum(terms)
     variance = sum_sq_diff / n if n > 1 else 0.0
     std = np.sqrt(np.float32(max(variance, 0.0)))

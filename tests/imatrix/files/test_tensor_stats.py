@@ -109,3 +109,14 @@ def test_process_tensor_name_quirks_of_llama_cpp():
     assert process_tensor_name("blk.46.nextn.eh_proj.weight") == ("46", "nextn.eh_proj")
     assert process_tensor_name("output.weight") == ("-", "output")
     assert process_tensor_name("token_embd.weight") == ("-", "token_embd")
+
+
+def test_large_entries_take_the_vectorised_path_with_the_same_numbers(monkeypatch):
+    import imatrix.files.tensor_stats as tensor_stats
+
+    rng = np.random.default_rng(8)
+    entry = entry_from(None, [rng.standard_normal((n, 64)) + 0.1 for n in (40, 70, 0, 30)])
+    exact = vector_statistics("blk.1.ffn_down_exps.weight", entry).stats_vector()
+    monkeypatch.setattr(tensor_stats, "EXACT_LIMIT", 0)
+    fast = vector_statistics("blk.1.ffn_down_exps.weight", entry).stats_vector()
+    np.testing.assert_allclose(fast, exact, rtol=1e-6, equal_nan=True)

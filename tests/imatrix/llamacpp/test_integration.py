@@ -21,7 +21,7 @@ from imatrix.files.merge import merge
 from imatrix.llamacpp import tools as llamacpp
 from tests.imatrix.llamacpp_artifacts import CTX, session_artifacts
 
-ACTIVATION_COSINE, ACTIVATION_L2 = 0.999, 0.02  # E[x] of ours vs llama-imatrix's (measured: see the README)
+ACTIVATION_COSINE, ACTIVATION_L2 = 0.995, 0.012  # E[x]: measured min cosine 0.9971, median relative L2 0.0061
 
 
 @pytest.fixture(scope="session")
