@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from imatrix.files.imatrix_file import Imatrix
-from imatrix.files.tensor_stats import F32_NAN, NOT_A_LAYER, TensorStats, all_statistics, c_stoi, process_tensor_name
+from imatrix.files.tensor_stats import NOT_A_LAYER, TensorStats, all_statistics, c_stoi, process_tensor_name
 
 LAYER_WIDTH, NAME_WIDTH, SEPARATOR = 6, 40, " | "
 SUM_HEADER = "∑ E[A²]"

@@ -116,7 +116,8 @@ def _run_collect(settings: CollectSettings, log: Callable[[str], None], resource
         check_entry_lengths({key: rows * cols for key, (rows, cols) in shapes.items()}, source.gguf_path)
     energy = column_energy(plan) if settings.hybrid else None
     # --process-output: the head (untied or tied) must see every position
-    request = replace(request, options=replace(request.options, keep_all_logits=any(key in shapes for key in OUTPUT_KEYS)))
+    keep_all_logits = any(key in shapes for key in OUTPUT_KEYS)
+    request = replace(request, options=replace(request.options, keep_all_logits=keep_all_logits))
     stats = runner.accumulators(request, model, shapes)
     datasets = list(request.datasets)
 

@@ -58,7 +58,8 @@ def test_legacy_entry_uses_mean_squares_and_skips_experts_without_tokens():
     energy = np.concatenate([(g**2).mean(0) for g in experts if len(g)])
     assert ts.legacy and ts.elements == 16  # the expert without tokens is left out
     mean, std, skew, kurt = moments(energy)
-    assert (float(ts.mean), float(ts.std_deviation), float(ts.skewness)) == pytest.approx((mean, std, skew), rel=1e-5)
+    assert (float(ts.mean), float(ts.std_deviation), float(ts.skewness), float(ts.kurtosis)) == pytest.approx(
+        (mean, std, skew, kurt), rel=1e-5)
 
 
 def test_comparison_with_the_nearest_earlier_layer():
@@ -112,7 +113,7 @@ def test_process_tensor_name_quirks_of_llama_cpp():
 
 
 def test_large_entries_take_the_vectorised_path_with_the_same_numbers(monkeypatch):
-    import imatrix.files.tensor_stats as tensor_stats
+    from imatrix.files import tensor_stats
 
     rng = np.random.default_rng(8)
     entry = entry_from(None, [rng.standard_normal((n, 64)) + 0.1 for n in (40, 70, 0, 30)])
