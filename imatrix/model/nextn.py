@@ -22,7 +22,7 @@ OVERRIDE_TYPE = "q4_k"
 
 
 def nextn_blocks(config) -> list[int]:
-    """Block numbers the GGUF conversion gives the NextN/MTP layers: num_hidden_layers … + n − 1 (none: [])."""
+    """Block numbers the GGUF conversion gives the NextN/MTP layers: num_hidden_layers … + n − 1 ([] if none)."""
     text = text_config(config)
     values = text.to_dict() if hasattr(text, "to_dict") else dict(vars(text))
     n_nextn = max((int(values.get(key) or 0) for key in NEXTN_CONFIG_KEYS), default=0)
@@ -31,7 +31,7 @@ def nextn_blocks(config) -> list[int]:
 
 
 def tensor_type_overrides(blocks: list[int], qtype: str = OVERRIDE_TYPE) -> list[str]:
-    """llama-quantize `--tensor-type` values (regex on tensor names) that give these blocks a type needing no imatrix."""
+    """Block numbers the converter gives the NextN/MTP layers: num_hidden_layers … + n − 1 ([] if none)."""
     return [f"blk\\.{block}\\.={qtype}" for block in blocks]
 
 
@@ -41,10 +41,10 @@ def missing_nextn_message(blocks: list[int]) -> str | None:
         return None
     flags = " ".join(f"--tensor-type '{override}'" for override in tensor_type_overrides(blocks))
     listed = ", ".join(f"blk.{block}" for block in blocks)
-    return (f"NextN/MTP layer{'s' if len(blocks) > 1 else ''} {listed}: transformers does not load or run "
-            f"{'them' if len(blocks) > 1 else 'it'}, so this imatrix has no entries for "
-            f"{'them' if len(blocks) > 1 else 'it'}. A GGUF converted with those layers needs, for IQ1/IQ2/IQ3_XXS "
-            f"quants: llama-quantize {flags} --imatrix IMATRIX MODEL.gguf OUT.gguf TYPE "
+    them = "them" if len(blocks) > 1 else "it"
+    return (f"NextN/MTP layer{'s' if len(blocks) > 1 else ''} {listed}: transformers does not load or run {them}, "
+            f"so this imatrix has no entries for {them}. A GGUF converted with those layers needs, for "
+            f"IQ1/IQ2/IQ3_XXS/Q2_K_S quants: llama-quantize {flags} --imatrix IMATRIX MODEL.gguf OUT.gguf TYPE "
             "(or convert with --no-mtp to leave them out)")
 
 
