@@ -31,7 +31,7 @@ def nextn_blocks(config) -> list[int]:
 
 
 def tensor_type_overrides(blocks: list[int], qtype: str = OVERRIDE_TYPE) -> list[str]:
-    """Block numbers the converter gives the NextN/MTP layers: num_hidden_layers … + n − 1 ([] if none)."""
+    """llama-quantize `--tensor-type` values (regex on names) that give these blocks a type needing no imatrix."""
     return [f"blk\\.{block}\\.={qtype}" for block in blocks]
 
 
