@@ -88,7 +88,7 @@ def _run_collect(settings: CollectSettings, log: Callable[[str], None], resource
     from imatrix.importance.hybrid import mix, write_raw
     from imatrix.model.loading import load_tokenizer, resolve_source
     from imatrix.model.naming import TensorNaming, check_entry_lengths
-    from imatrix.model.nextn import draft_model_error, missing_nextn_message, nextn_blocks
+    from imatrix.model.nextn import draft_model_error, missing_nextn_message, source_nextn_blocks
     from imatrix.runners.base import NonFiniteError
     from imatrix.runners.registry import runner_for
 
@@ -108,7 +108,7 @@ def _run_collect(settings: CollectSettings, log: Callable[[str], None], resource
     refusal = draft_model_error(model.config)
     if refusal:
         raise NamingError(refusal)
-    nextn_warning = missing_nextn_message(nextn_blocks(model.config))
+    nextn_warning = missing_nextn_message(source_nextn_blocks(source, model.config))
     if nextn_warning:
         log(f"warning: {nextn_warning}")
     shapes = plan.shapes()

@@ -12,6 +12,8 @@ succeed (a type that never needs an importance matrix, for those blocks only).
 
 from __future__ import annotations
 
+import re
+
 from imatrix.model.naming import text_config
 
 # config keys naming the number of draft blocks (GLM-4.x / DeepSeek-V3 / Qwen3-Next / Qwen3.5)
@@ -19,15 +21,52 @@ NEXTN_CONFIG_KEYS = ("num_nextn_predict_layers", "mtp_num_hidden_layers")
 # k-quants need no importance matrix (llama.cpp's tensor_requires_imatrix), Q4_K is the smallest safe one
 # (Q2_K needs one in Q2_K_S files, Q3_K is rarely worth it for a draft block that decides acceptance rates)
 OVERRIDE_TYPE = "q4_k"
+MTP_TENSOR = re.compile(r"^(?:model\.)?mtp\.layers\.(\d+)\.")  # Qwen3-Next / Qwen3.5 checkpoints
+GGUF_NEXTN_TENSOR = re.compile(r"^blk\.(\d+)\.nextn\.")
 
 
-def nextn_blocks(config) -> list[int]:
-    """Block numbers the GGUF conversion gives the NextN/MTP layers: num_hidden_layers … + n − 1 ([] if none)."""
+def nextn_blocks(config, tensor_names=()) -> list[int]:
+    """Block numbers the GGUF conversion gives the NextN/MTP layers: num_hidden_layers … + n − 1 ([] if none).
+
+    n comes from the config, or, as the converter does for Qwen3-Next (no mtp_num_hidden_layers in its config), from
+    the checkpoint's `mtp.layers.K.*` tensor names.
+    """
     text = text_config(config)
     values = text.to_dict() if hasattr(text, "to_dict") else dict(vars(text))
     n_nextn = max((int(values.get(key) or 0) for key in NEXTN_CONFIG_KEYS), default=0)
+    if n_nextn == 0:
+        found = [int(m.group(1)) for name in tensor_names if (m := MTP_TENSOR.match(name))]
+        n_nextn = max(found) + 1 if found else 0
     trunk = int(values["num_hidden_layers"])
     return list(range(trunk, trunk + n_nextn))
+
+
+def source_nextn_blocks(source, config) -> list[int]:
+    """NextN blocks of a model source: a GGUF's own `blk.N.nextn.*` tensors, else the checkpoint's config/names."""
+    if source.gguf_path is not None:
+        from gguf import GGUFReader
+
+        names = (t.name for t in GGUFReader(str(source.gguf_path)).tensors)
+        return sorted({int(m.group(1)) for name in names if (m := GGUF_NEXTN_TENSOR.match(name))})
+    return nextn_blocks(config, checkpoint_tensor_names(source.folder))
+
+
+def checkpoint_tensor_names(folder) -> list[str]:
+    """Tensor names of a safetensors checkpoint (its index, or the headers of its files), without loading data."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        return list(json.loads(index.read_text()).get("weight_map", {}))
+    from safetensors import safe_open
+
+    names: list[str] = []
+    for path in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(path), "np") as handle:
+            names += list(handle.keys())
+    return names
 
 
 def tensor_type_overrides(blocks: list[int], qtype: str = OVERRIDE_TYPE) -> list[str]:

@@ -37,6 +37,8 @@ def test_nextn_blocks_follow_the_trunk():
     config = glm4_moe_config(TRUNK)
     config.num_nextn_predict_layers = 0
     assert nextn_blocks(config) == []
+    # Qwen3-Next: no mtp_num_hidden_layers in its config; the converter counts the checkpoint's mtp.layers.K
+    assert nextn_blocks(config, ["mtp.layers.0.mlp.gate.weight", "mtp.fc.weight", "model.layers.1.x"]) == [2]
     assert tensor_type_overrides([46, 47]) == [r"blk\.46\.=q4_k", r"blk\.47\.=q4_k"]
     message = missing_nextn_message([46])
     assert "blk.46" in message and r"--tensor-type 'blk\.46\.=q4_k'" in message and "--no-mtp" in message
