@@ -1,179 +1,240 @@
-"""Per-tensor statistics of an imatrix, as `llama-imatrix --show-statistics` reports them (spec §3), and a heat map.
+"""`imatrix inspect`'s statistics: the tables of b11434's `llama-imatrix --show-statistics`, their JSON, a heat map.
 
-Definitions follow llama.cpp's compute_statistics / compute_cossim (tools/imatrix/imatrix.cpp at the spec's pin):
-v = sum/count per column of every expert with count > 0; Σ, min, max, μ = Σ/N; σ the population standard deviation;
-"% active" the share of |v| > 1e-5; entropy of p = v/Σ in bits, E(norm) = entropy/log2 N; ZD the share of
-z = (v-μ)/σ > 1 (one-sided, as llama.cpp counts it); CosSim the cosine between this tensor's raw sums and the same
-tensor one block earlier (0 when there is none). llama.cpp accumulates in float32; we use float64, so the last printed
-digit can differ on large tensors.
+The per-tensor numbers come from imatrix.files.tensor_stats (the same code that writes `<name>.stats`); this module
+adds show_statistics's ordering, per-layer aggregation and table layout (tools/imatrix/imatrix.cpp at b11434, spec
+§14.3). The tables are printed byte for byte as llama.cpp's printf calls print them, so a test can compare text.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from imatrix.files.imatrix_file import Imatrix, ImatrixEntry
+from imatrix.files.imatrix_file import Imatrix
+from imatrix.files.tensor_stats import NOT_A_LAYER, TensorStats, all_statistics, c_stoi, process_tensor_name
 
-BLOCK_PATTERN = re.compile(r"blk\.(\d+)\.")
-ACTIVE_THRESHOLD = 1e-5
-
-
-@dataclass(frozen=True)
-class TensorStatistics:
-    name: str
-    layer: int | None  # block number, None outside blk.*
-    kind: str  # the name part before ".weight" (attn_q, ffn_down_exps, ...)
-    sum: float
-    min: float
-    max: float
-    mean: float
-    std: float
-    active: float  # fraction of columns with |v| > 1e-5
-    n: int  # columns counted (experts with count 0 left out)
-    entropy: float  # bits
-    entropy_norm: float  # entropy / log2(n), 0..1
-    zd: float  # fraction with z-score > 1
-    cossim: float  # cosine of the raw sums with the previous block's tensor of the same kind; 0 if none
+LAYER_WIDTH, NAME_WIDTH, SEPARATOR = 6, 40, " | "
+SUM_HEADER = "∑ E[A²]"
+LAYER_LIMIT = 9999  # show_statistics counts layers below this
 
 
-@dataclass(frozen=True)
-class LayerStatistics:
+@dataclass
+class LayerRow:
     layer: int
-    sum: float  # N-weighted mean of the tensors' Σ
-    zd: float
+    label: str
+    sum: np.float32  # float accumulation of the tensors' Σ E[A²], in table order (as llama.cpp)
+    elements: int
+    gain: float
+    l2_dist: float
     cossim: float
-    n: int
+    pearson: float
+    covariance: float
 
 
 @dataclass
 class StatisticsReport:
-    tensors: list[TensorStatistics]
-    layers: list[LayerStatistics]
-    skipped: list[str] = field(default_factory=list)  # entries whose counts are all zero
+    tensors: list[TensorStats]  # in table order
+    labels: list[str]  # layer label of each tensor row ("0", "mtp0", "-")
+    layers: list[LayerRow]
+    legacy: bool  # some entry lacks in_sum: E[x²] layout, no L2 Dist column
+    warnings: list[str] = field(default_factory=list)
+    layer_gap: bool = False  # llama.cpp then prints no layer table and exits 1
 
     def as_dict(self) -> dict:
-        return {"tensors": [asdict(t) for t in self.tensors], "layers": [asdict(row) for row in self.layers],
-                "skipped": list(self.skipped)}
+        tensors = [{
+            "layer": label, "tensor": t.name, "mean": float(t.mean), "std_deviation": float(t.std_deviation),
+            "skewness": float(t.skewness), "kurtosis": float(t.kurtosis), "h_norm": float(t.h_norm), "sum_sq": t.sum,
+            "gain": float(t.gain), "l2_dist": None if self.legacy else float(t.l2_dist), "cossim": float(t.cossim),
+            "pearson": float(t.pearson), "covariance": float(t.covariance), "elements": t.elements,
+            "activations": not t.legacy,
+        } for t, label in zip(self.tensors, self.labels)]
+        layers = [{"layer": row.label, "sum_sq": float(row.sum), "gain": row.gain,
+                   "l2_dist": None if self.legacy else row.l2_dist, "cossim": row.cossim, "pearson": row.pearson,
+                   "covariance": row.covariance, "elements": row.elements} for row in self.layers]
+        return {"legacy": self.legacy, "warnings": list(self.warnings), "layer_gap": self.layer_gap,
+                "tensors": tensors, "layers": None if self.layer_gap else layers}
 
 
-def split_name(name: str) -> tuple[int | None, str]:
-    """(block number, tensor kind) the way llama.cpp's process_tensor_name splits `blk.N.<kind>.weight`."""
-    match = BLOCK_PATTERN.search(name)
-    parts = name.split(".")
-    kind = next((parts[i - 1] for i in range(1, len(parts)) if parts[i] == "weight"), name)
-    return (int(match.group(1)) if match else None), kind
+def _table_block(ts: TensorStats) -> int:
+    """The block number show_statistics files a row under: blk.N → N, *output* → INT_MAX, anything else → -1."""
+    layer, _ = process_tensor_name(ts.name)
+    blk = c_stoi(layer)
+    if blk is not None:
+        return blk
+    return NOT_A_LAYER if "output" in ts.name else -1
 
 
-def column_means(entry: ImatrixEntry) -> np.ndarray:
-    """v: flat float64 per-column means of the experts that saw tokens (count-0 experts left out)."""
-    active = entry.counts > 0
-    return (entry.sums[active].astype(np.float64) / entry.counts[active, None].astype(np.float64)).reshape(-1)
+def _sort_key(ts: TensorStats) -> tuple[int, str]:
+    """tensor_comparer: layer number (non-blk: INT_MAX-1, *output*: INT_MAX), then the processed tensor name."""
+    layer, tensor = process_tensor_name(ts.name)
+    blk = c_stoi(layer)
+    if blk is None:
+        blk = NOT_A_LAYER if "output" in ts.name else NOT_A_LAYER - 1
+    return blk, tensor
 
 
-def vector_statistics(name: str, values: np.ndarray, cossim: float = 0.0) -> TensorStatistics:
-    """The --show-statistics numbers of one non-empty vector of per-column means."""
-    n = int(values.size)
-    total = float(values.sum())
-    mean = total / n
-    std = math.sqrt(max(0.0, float(np.mean(values * values)) - mean * mean))
-    entropy = 0.0
-    if total > 0:
-        p = values / total
-        p = p[p > 0]
-        entropy = float(-(p * np.log2(p)).sum())
-    zd = float(np.count_nonzero((values - mean) / std > 1.0)) / n if std > 0 else 0.0
-    layer, kind = split_name(name)
-    return TensorStatistics(
-        name=name, layer=layer, kind=kind, sum=total, min=float(values.min()), max=float(values.max()), mean=mean,
-        std=std, active=float(np.count_nonzero(np.abs(values) > ACTIVE_THRESHOLD)) / n, n=n, entropy=entropy,
-        entropy_norm=entropy / math.log2(n) if n > 1 else 0.0, zd=zd, cossim=cossim,
-    )
+def layer_label(blk: int, nextn_start: int) -> str:
+    if blk < 0 or blk == NOT_A_LAYER:
+        return "-"
+    return f"mtp{blk - nextn_start}" if blk >= nextn_start else str(blk)
 
 
-def previous_block_cossim(imatrix: Imatrix, name: str) -> float:
-    """Cosine between the raw sums of `name` and of the same tensor in block N-1 (0 when there is none or sizes differ)."""
-    match = BLOCK_PATTERN.search(name)
-    if not match:
-        return 0.0
-    start, end = match.span(1)
-    previous = imatrix.entries.get(f"{name[:start]}{int(match.group(1)) - 1}{name[end:]}")
-    current = imatrix.entries[name]
-    if previous is None or previous.n_values != current.n_values:
-        return 0.0
-    a = current.sums.astype(np.float64).reshape(-1)
-    b = previous.sums.astype(np.float64).reshape(-1)
-    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(a @ b) / norms if norms > 0 else math.nan  # llama.cpp divides 0 by 0 too
+def _aggregate_layers(tensors: list[TensorStats]) -> dict[int, dict[str, float]]:
+    """compute_layer_statistics: per block, the comparison sums of its tensors combined into one vector each."""
+    sums: dict[int, dict[str, float]] = {}
+    for ts in tensors:
+        blk = c_stoi(process_tensor_name(ts.name)[0])
+        if blk is None or blk <= 0 or (ts.norm1_sq == 0.0 and ts.norm2_sq == 0.0 and ts.l2_dist_sq == 0.0):
+            continue
+        s = sums.setdefault(blk, dict.fromkeys(("dot", "n1", "n2", "l2", "cov", "vc", "vp", "ec", "ep"), 0.0)
+                            | {"nc": 0, "np": 0, "nf": 0})
+        s["dot"] += ts.dot_prod
+        s["n1"] += ts.norm1_sq
+        s["n2"] += ts.norm2_sq
+        s["l2"] += ts.l2_dist_sq
+        s["cov"] += ts.cov_sum
+        s["vc"] += ts.var_c_sum
+        s["vp"] += ts.var_p_sum
+        s["nf"] += max(ts.n_features, 0)
+        if ts.elements_prev > 0:  # tensors without a match in an earlier layer do not count for the gain
+            s["ec"] += ts.sum
+            s["ep"] += ts.sum_prev
+            s["nc"] += ts.elements
+            s["np"] += ts.elements_prev
+    results = {}
+    for blk, s in sums.items():
+        cossim = 0.0
+        if s["n1"] > 0.0 and s["n2"] > 0.0:
+            cossim = _clamp(s["dot"] / (math.sqrt(s["n1"]) * math.sqrt(s["n2"])))
+        elif s["n1"] == 0.0 and s["n2"] == 0.0:
+            cossim = math.nan
+        gain = math.nan
+        if s["nc"] > 0 and s["np"] > 0 and s["ep"] > 0.0:
+            gain = float(np.float32(math.sqrt(s["ec"] / s["nc"]) / math.sqrt(s["ep"] / s["np"])))
+        pearson = 0.0
+        if s["vc"] > 0.0 and s["vp"] > 0.0:
+            pearson = _clamp(s["cov"] / (math.sqrt(s["vc"]) * math.sqrt(s["vp"])))
+        elif s["vc"] == 0.0 and s["vp"] == 0.0:
+            pearson = math.nan
+        results[blk] = {"cossim": cossim, "gain": gain, "l2_dist": float(np.float32(math.sqrt(s["l2"]))),
+                        "pearson": pearson,
+                        "covariance": float(np.float32(s["cov"] / s["nf"])) if s["nf"] > 0 else math.nan}
+    return results
+
+
+def _clamp(value: float) -> float:
+    return float(min(max(np.float32(value), np.float32(-1.0)), np.float32(1.0)))
 
 
 def compute_statistics(imatrix: Imatrix) -> StatisticsReport:
-    """All tensors (sorted like llama.cpp: by kind, then Σ descending) and N-weighted per-layer averages."""
-    tensors, skipped = [], []
-    for name, entry in imatrix.entries.items():
-        values = column_means(entry)
-        if values.size == 0:
-            skipped.append(name)
+    """show_statistics on one imatrix: per-tensor rows in llama.cpp's order, per-layer rows, warnings."""
+    warnings: list[str] = []
+    tensors, nextn_start = all_statistics(imatrix.entries, imatrix.n_layer_nextn, warn=warnings.append)
+    n_legacy = sum(1 for t in tensors if t.legacy)
+    if 0 < n_legacy < len(tensors):
+        warnings.insert(0, f"show_statistics: {n_legacy} of {len(tensors)} tensors have no activation data, "
+                           "using the legacy layout")
+    tensors.sort(key=_sort_key)
+    labels = [layer_label(_table_block(t), nextn_start) for t in tensors]
+    per_block: dict[int, list] = {}
+    for ts in tensors:
+        row = per_block.setdefault(_table_block(ts), [np.float32(0.0), 0])
+        row[0] = np.float32(float(row[0]) + ts.sum)  # float += double, as llama.cpp's layer_sum
+        row[1] += ts.elements
+    report = StatisticsReport(tensors, labels, [], legacy=n_legacy > 0, warnings=warnings)
+    trunk = [blk for blk, (_s, n) in per_block.items() if 0 <= blk < LAYER_LIMIT and n > 0 and blk < nextn_start]
+    if trunk and len(trunk) != max(trunk) - min(trunk) + 1:
+        warnings.append(f"show_statistics: layer sequence gap detected (found {len(trunk)} layers in range "
+                        f"{min(trunk)}-{max(trunk)}, expected {max(trunk) - min(trunk) + 1}); layer statistics will "
+                        "not be shown")
+        report.layer_gap = True
+        return report
+    compared = _aggregate_layers(tensors)
+    for blk in sorted(per_block):
+        layer_sum, elements = per_block[blk]
+        if blk < 0 or elements == 0:
             continue
-        tensors.append(vector_statistics(name, values, previous_block_cossim(imatrix, name)))
-    tensors.sort(key=lambda t: (t.kind, -t.sum, t.name))
-    return StatisticsReport(tensors, layer_statistics(tensors), sorted(skipped))
+        values = compared.get(blk, {}) if blk not in (0, NOT_A_LAYER) else {}
+        report.layers.append(LayerRow(blk, layer_label(blk, nextn_start), layer_sum, elements,
+                                      *(values.get(k, math.nan) for k in ("gain", "l2_dist", "cossim", "pearson",
+                                                                          "covariance"))))
+    return report
 
 
-def layer_statistics(tensors: list[TensorStatistics]) -> list[LayerStatistics]:
-    """Per block: Σ, ZD and CosSim averaged over its tensors weighted by their element counts N."""
-    layers = []
-    for layer in sorted({t.layer for t in tensors if t.layer is not None}):
-        members = [t for t in tensors if t.layer == layer]
-        weights = np.array([t.n for t in members], np.float64)
-
-        def weighted(attribute: str) -> float:
-            return float(np.dot(weights, [getattr(t, attribute) for t in members]) / weights.sum())
-
-        layers.append(LayerStatistics(layer, weighted("sum"), weighted("zd"), weighted("cossim"), int(weights.sum())))
-    return layers
+def _pad(text: str, width: int, left: bool = False) -> str:
+    """printf's %*s / %-*s: pads by bytes, not characters (the ∑ and ² headers are 10 bytes, 7 characters)."""
+    fill = " " * max(0, width - len(text.encode("utf-8")))
+    return text + fill if left else fill + text
 
 
-def format_table(report: StatisticsReport) -> str:
-    """Plain-text tables in the column order of llama-imatrix --show-statistics."""
-    header = (f"{'Layer':>5}  {'Tensor':<20} {'Σ(Act²)':>12} {'Min':>10} {'Max':>12} {'μ':>10} {'σ':>10} "
-              f"{'% Active':>9} {'N':>7} {'Entropy':>9} {'E (norm)':>9} {'ZD':>8} {'CosSim':>8}")
-    lines = [header, "=" * len(header)]
-    for t in report.tensors:
-        layer = "-" if t.layer is None else str(t.layer)
-        lines.append(
-            f"{layer:>5}  {t.kind:<20} {t.sum:12.2f} {t.min:10.4f} {t.max:12.4f} {t.mean:10.2f} {t.std:10.2f} "
-            f"{100 * t.active:8.2f}% {t.n:7d} {t.entropy:9.4f} {100 * t.entropy_norm:8.2f}% {100 * t.zd:7.2f}% "
-            f"{t.cossim:8.4f}"
-        )
-    lines += ["", f"{'Layer':>5}  {'μΣ(Act²)':>14} {'μZD':>9} {'μCosSim':>8}", "=" * 40]
-    lines += [f"{row.layer:>5}  {row.sum:14.2f} {100 * row.zd:8.4f}% {row.cossim:8.4f}" for row in report.layers]
-    if report.skipped:
-        lines += ["", f"no data (all counts 0), no statistics: {', '.join(report.skipped)}"]
-    return "\n".join(lines)
+def _short(name: str, width: int) -> str:
+    return name if len(name) <= width else ".." + name[len(name) - (width - 2):]
+
+
+def n_layers(report: StatisticsReport) -> int:
+    return sum(1 for row in report.layers if 0 <= row.layer < LAYER_LIMIT)
+
+
+def format_table(report: StatisticsReport, path: str) -> str:
+    """The stdout of `llama-imatrix --in-file PATH --show-statistics`, character for character."""
+    legacy = report.legacy
+    out = [f"\nComputing tensor statistics for {path} ({len(report.tensors)} tensors)\n"]
+    head = (_pad("Layer", LAYER_WIDTH) + SEPARATOR + _pad("Tensor", NAME_WIDTH, left=True) + SEPARATOR
+            + "".join(_pad(h, w) for h, w in (("Mean", 10), ("StdDev", 10), ("Skew", 12), ("Kurt", 12), ("H Norm", 9)))
+            + SEPARATOR + _pad(SUM_HEADER, 17) + _pad("Gain", 8) + SEPARATOR
+            + ("" if legacy else _pad("L2 Dist", 12)) + _pad("PCC", 10) + _pad("Cov", 10))
+    out.append("\n" + head + "\n" + "-" * (153 if legacy else 165) + "\n")
+    for ts, label in zip(report.tensors, report.labels):
+        out.append(
+            f"{label:>{LAYER_WIDTH}}{SEPARATOR}{_short(ts.name, NAME_WIDTH):<{NAME_WIDTH}}{SEPARATOR}"
+            f"{float(ts.mean):10.4f}{float(ts.std_deviation):10.4f}{float(ts.skewness):12.4f}"
+            f"{float(ts.kurtosis):12.4f}{float(ts.h_norm):8.2f}%{SEPARATOR}{ts.sum:14.4f}{float(ts.gain):8.2f}"
+            f"{SEPARATOR}{'' if legacy else f'{float(ts.l2_dist):12.4f}'}{float(ts.pearson):10.4f}"
+            f"{float(ts.covariance):10.4f}\n")
+    if report.layer_gap:
+        return "".join(out)
+    out.append(f"\nComputing layer statistics for {path} ({n_layers(report)} layers)\n\n")
+    head = (_pad("Layer", LAYER_WIDTH) + SEPARATOR + _pad(SUM_HEADER, 17) + _pad("Gain", 8) + SEPARATOR
+            + ("" if legacy else _pad("L2 Dist", 12)) + _pad("CosSim", 9) + _pad("PCC", 9) + _pad("Cov", 12))
+    out.append(head + "\n" + "-" * (64 if legacy else 76) + "\n")
+    for row in report.layers:
+        out.append(f"{row.label:>{LAYER_WIDTH}}{SEPARATOR}{float(row.sum):14.4f}{row.gain:8.2f}{SEPARATOR}"
+                   f"{'' if legacy else f'{row.l2_dist:12.4f}'}{row.cossim:9.4f}{row.pearson:9.4f}"
+                   f"{row.covariance:12.4f}\n")
+    out.append("\n")
+    return "".join(out)
 
 
 HEATMAP_PANELS = (
-    ("sum", "log10 Σ(Act²)"),
-    ("zd", "ZD (share with z > 1)"),
-    ("cossim", "CosSim to previous block"),
-    ("entropy_norm", "E (norm) entropy"),
+    ("sum", "log10 ∑ E[A²]"),
+    ("h_norm", "H Norm (%)"),
+    ("gain", "Gain vs previous layer"),
+    ("cossim", "CosSim vs previous layer"),
 )
 
 
-def heatmap_grid(report: StatisticsReport, attribute: str) -> tuple[list[int], list[str], np.ndarray]:
-    """Layers × tensor kinds matrix of one statistic (NaN where a layer lacks that kind)."""
-    layers = sorted({t.layer for t in report.tensors if t.layer is not None})
-    kinds = sorted({t.kind for t in report.tensors if t.layer is not None})
+def _kind(name: str) -> str:
+    """The tensor kind without block and suffix: blk.3.attn_q.weight → attn_q."""
+    parts = name.split(".")
+    if parts[0] == "blk" and len(parts) > 2:
+        parts = parts[2:]
+    return ".".join(parts[:-1] if parts[-1] == "weight" else parts)
+
+
+def heatmap_grid(report: StatisticsReport, attribute: str) -> tuple[list[str], list[str], np.ndarray]:
+    """Layer labels × tensor kinds matrix of one statistic (NaN where a layer lacks that kind)."""
+    rows = [(label, t) for t, label in zip(report.tensors, report.labels) if label != "-"]
+    layers = list(dict.fromkeys(label for label, _ in rows))
+    kinds = sorted({_kind(t.name) for _, t in rows})
     grid = np.full((len(layers), len(kinds)), np.nan)
-    for t in report.tensors:
-        if t.layer is not None:
-            value = getattr(t, attribute)
-            grid[layers.index(t.layer), kinds.index(t.kind)] = math.log10(value) if attribute == "sum" and value > 0 else value
+    for label, t in rows:
+        value = float(getattr(t, attribute))
+        if attribute == "sum":
+            value = math.log10(value) if value > 0 else math.nan
+        grid[layers.index(label), kinds.index(_kind(t.name))] = value
     return layers, kinds, grid
 
 
@@ -186,17 +247,17 @@ def plot_heatmap(report: StatisticsReport, path: str | os.PathLike, title: str =
 
     from calibkit.atomic import write_with
 
-    if not any(t.layer is not None for t in report.tensors):
+    if not any(label != "-" for label in report.labels):
         raise ValueError("no blk.* tensors with data: nothing to draw")
-    n_layers = len({t.layer for t in report.tensors if t.layer is not None})
-    height = max(4.0, 2.5 + 0.22 * n_layers)
-    figure, axes = plt.subplots(1, len(HEATMAP_PANELS), figsize=(5 * len(HEATMAP_PANELS), height), squeeze=False)
+    n_rows = len({label for label in report.labels if label != "-"})
+    figure, axes = plt.subplots(1, len(HEATMAP_PANELS), figsize=(5 * len(HEATMAP_PANELS), max(4.0, 2.5 + 0.22 * n_rows)),
+                                squeeze=False)
     for axis, (attribute, label) in zip(axes[0], HEATMAP_PANELS):
         layers, kinds, grid = heatmap_grid(report, attribute)
         image = axis.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap="viridis", interpolation="nearest")
         axis.set_title(label)
         axis.set_xticks(range(len(kinds)), kinds, rotation=60, ha="right", fontsize=8)
-        axis.set_yticks(range(len(layers)), [str(layer) for layer in layers], fontsize=7)
+        axis.set_yticks(range(len(layers)), layers, fontsize=7)
         axis.set_ylabel("layer")
         figure.colorbar(image, ax=axis, shrink=0.8)
     if title:

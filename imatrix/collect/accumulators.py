@@ -1,4 +1,4 @@
-"""What is accumulated: Σx² per input column and token-row counts of every linear input, through forward hooks.
+"""What is accumulated: Σx², Σx per input column and token-row counts of every linear input, through forward hooks.
 
 Spec §1.4 (dense) and §1.5 (MoE). The runner decides how the model is run; this module only plans which modules feed
 which imatrix key (`plan_targets`), keeps the device-side sums (`Accumulators`) and installs/removes the hooks
@@ -104,7 +104,7 @@ def plan_targets(model: nn.Module, naming: TensorNaming, process_output: bool = 
             key = naming.key(name)
             if key is not None and is_collected_key(key, process_output):
                 if key == "output.weight" and _is_tied_head(model, module):
-                    continue  # tied head multiplies token_embd: llama-imatrix collects nothing (spec §1.2)
+                    key = "token_embd.weight"  # a tied head is token_embd in the output matmul (b11434 collects it)
                 plan.dense.append(DenseTarget(name, module, key, module.in_features))
             elif in_block and not (key or "").startswith("blk."):
                 if not skip_unmapped:
@@ -136,22 +136,30 @@ def _check_plan(plan: Plan) -> None:
         seen_rows.add((target.key, target.row))
 
 
+SQUARES, VALUES = 0, 1  # the two planes of Accumulators.sums[key]: Σx² (llama.cpp's in_sum2) and Σx (in_sum)
+
+
 class Accumulators:
-    """Device-side Σx² (n_mat, ne0) and counts (n_mat,) per imatrix key."""
+    """Device-side sums (n_mat, 2, ne0) and counts (n_mat,) per imatrix key.
+
+    sums[key][:, SQUARES] is Σx², sums[key][:, VALUES] is Σx (b11434's activation sums). One tensor per key holds both,
+    so whatever moves, copies, reduces or checkpoints the accumulators (runners, checkpoints) carries Σx along.
+    """
 
     def __init__(self, shapes: dict[str, tuple[int, int]], device: torch.device | str,
                  dtype: torch.dtype = torch.float32) -> None:
         self.dtype = dtype
-        self.sums = {k: torch.zeros(shape, dtype=dtype, device=device) for k, shape in shapes.items()}
+        self.sums = {k: torch.zeros((n_mat, 2, ne0), dtype=dtype, device=device) for k, (n_mat, ne0) in shapes.items()}
         self.counts = {k: torch.zeros(shape[0], dtype=torch.int64, device=device) for k, shape in shapes.items()}
 
     def add_rows(self, key: str, row: int, column_sums: torch.Tensor, n_rows: int) -> None:
+        """column_sums (2, ne0): [Σx², Σx] over n_rows token rows."""
         self.sums[key][row].add_(column_sums)
         self.counts[key][row].add_(n_rows)
 
-    def add_routed(self, key: str, routing: torch.Tensor, squares: torch.Tensor, counts: torch.Tensor) -> None:
-        """routing (S, E) multiplicities × squares (S, D): every (token, expert) pair adds x² to row e."""
-        self.sums[key].addmm_(routing.t(), squares)
+    def add_routed(self, key: str, routing: torch.Tensor, rows: torch.Tensor, counts: torch.Tensor) -> None:
+        """routing (S, E) multiplicities × rows (S, 2·D) = [x², x]: every (token, expert) pair adds to expert e."""
+        self.sums[key].view(self.sums[key].shape[0], -1).addmm_(routing.t(), rows)
         self.counts[key].add_(counts)
 
     def first_nonfinite(self) -> str | None:
@@ -164,30 +172,35 @@ class Accumulators:
         return bad[0] if bad else None
 
     def to_imatrix(self, datasets: list[str], chunk_count: int, chunk_size: int) -> Imatrix:
-        entries = {
-            key: ImatrixEntry(self.sums[key].float().cpu().numpy(), self.counts[key].cpu().numpy().astype(np.float32))
-            for key in sorted(self.sums)
-        }
+        entries = {}
+        for key in sorted(self.sums):
+            both = self.sums[key].float().cpu().numpy()
+            entries[key] = ImatrixEntry(both[:, SQUARES], self.counts[key].cpu().numpy().astype(np.float32),
+                                        both[:, VALUES])
         return Imatrix(entries=entries, datasets=list(datasets), chunk_count=chunk_count, chunk_size=chunk_size)
 
 
 def _norm_reduction(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """GPU: vector_norm(dtype=...) squared is the cheapest column reduction measured on an H100 (ANCHORS.md)."""
-    return torch.linalg.vector_norm(x, ord=2, dim=0, dtype=dtype).square()
+    """GPU: vector_norm(dtype=...) squared is the cheapest column reduction measured on an H100 (ANCHORS.md); Σx is a
+    plain dim-0 sum in `dtype` (no copy of x)."""
+    return torch.stack((torch.linalg.vector_norm(x, ord=2, dim=0, dtype=dtype).square(), x.sum(dim=0, dtype=dtype)))
 
 
 def _vecdot_reduction(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """CPU: per-column dot products (vecdot over the row axis), no x² temporary; ATen's dim-0 norm/sum reductions
-    measured 5-20x slower on CPU."""
-    columns = x.to(dtype).t()
-    return torch.linalg.vecdot(columns, columns, dim=-1)
+    """CPU: per-column dot products (vecdot over the row axis), no x² temporary, and Σx as ones @ x (a BLAS GEMV);
+    ATen's dim-0 norm/sum reductions measured 5-20x slower on CPU."""
+    x = x.to(dtype)
+    columns = x.t()
+    ones = torch.ones(x.shape[0], dtype=dtype, device=x.device)
+    return torch.stack((torch.linalg.vecdot(columns, columns, dim=-1), ones @ x))
 
 
 REDUCTION_BY_DEVICE = {"cpu": _vecdot_reduction}
 
 
-def column_sums_of_squares(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Σ over rows of x² per column of a 2-D tensor, accumulated in `dtype`, with the device's cheapest reduction."""
+def column_sums(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(2, columns): Σx² and Σx over the rows of a 2-D tensor, accumulated in `dtype`, with the device's cheapest
+    reductions (one kernel pass each, in the hook, no host sync)."""
     return REDUCTION_BY_DEVICE.get(x.device.type, _norm_reduction)(x, dtype)
 
 
@@ -210,11 +223,11 @@ class _SharedInput:
         try:
             version = x._version
         except RuntimeError:  # inference-mode tensors have no version counter: never reuse, always recompute
-            return column_sums_of_squares(x.reshape(-1, x.shape[-1]), dtype)
+            return column_sums(x.reshape(-1, x.shape[-1]), dtype)
         if x is self.tensor and version == self.version and self.sums is not None:
             return self.sums
         self.tensor, self.version = x, version
-        self.sums = column_sums_of_squares(x.reshape(-1, x.shape[-1]), dtype)
+        self.sums = column_sums(x.reshape(-1, x.shape[-1]), dtype)
         return self.sums
 
     def clear(self) -> None:
@@ -233,14 +246,19 @@ def _dense_hook(stats: Accumulators, target: DenseTarget, shared: _SharedInput):
     return hook
 
 
+def _squares_and_values(x: torch.Tensor) -> torch.Tensor:
+    """(S, D) → (S, 2·D) = [x², x], the row layout Accumulators.add_routed expects."""
+    return torch.cat((x.square(), x), dim=1)
+
+
 def _experts_pre_hook(stats: Accumulators, target: ExpertsTarget, routed: dict):
     def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
         values = list(args) + [kwargs[k] for k in ("hidden_states", "top_k_index", "top_k_weights") if k in kwargs]
         hidden, top_k_index = values[0], values[1]
         routing, counts = routing_matrix(top_k_index, target.n_expert, stats.dtype)
-        squares = hidden.reshape(-1, target.hidden).to(stats.dtype).square()
+        rows = _squares_and_values(hidden.reshape(-1, target.hidden).to(stats.dtype))
         for key in target.up_keys:  # gate and up read the same token vector (spec §1.5)
-            stats.add_routed(key, routing, squares, counts)
+            stats.add_routed(key, routing, rows, counts)
         routed[id(module)] = torch.sort(top_k_index.reshape(-1)).values  # row order of grouped_mm's expert inputs
     return hook
 
@@ -252,7 +270,7 @@ def _collecting_apply_gate(stats: Accumulators, target: ExpertsTarget, routed: d
         sorted_ids = routed.pop(id(target.module))
         routing = nn.functional.one_hot(sorted_ids.long(), target.n_expert).to(stats.dtype)
         counts = routing.sum(dim=0).to(torch.int64)
-        stats.add_routed(target.down_key, routing, hidden.to(stats.dtype).square(), counts)
+        stats.add_routed(target.down_key, routing, _squares_and_values(hidden.to(stats.dtype)), counts)
         return hidden
     return apply
 

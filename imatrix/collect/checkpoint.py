@@ -2,7 +2,7 @@
 
 A checkpoint of OUTPUT is three files beside it, each written atomically, the state record last:
   * OUTPUT.checkpoint.gguf  - the partial statistics as an ordinary imatrix (chunk_count = chunks done), so it can be
-    inspected, merged or even quantized with;
+    inspected, merged or even quantized with; its in_sum2 and in_sum restore both planes of the accumulators;
   * OUTPUT.checkpoint.npz   - only when the GGUF cannot hold the state exactly (float64 accumulators, or a count
     beyond float32's 2^24 exact integers): the accumulators in their own dtype and int64 counts;
   * OUTPUT.checkpoint.json  - next chunk, the run identity (model, data hash, chunking and collection options),
@@ -163,7 +163,12 @@ def load_checkpoint(paths: CheckpointPaths, identity: RunIdentity, stats: Accumu
         imatrix = read_imatrix(paths.gguf)
         if set(imatrix.entries) != set(stats.sums):
             raise CheckpointError(f"{paths.gguf}: its entries differ from this run's tensors")
-        sums = {k: e.sums.reshape(stats.sums[k].shape) for k, e in imatrix.entries.items()}
+        lacking = imatrix.without_activations()
+        if lacking:
+            raise CheckpointError(f"{paths.gguf}: {lacking[0]} has no in_sum (a checkpoint of an older calibkit); "
+                                  "delete the checkpoint files to start over")
+        sums = {k: np.stack((e.sums, e.activation_sums), axis=1).reshape(stats.sums[k].shape)
+                for k, e in imatrix.entries.items()}
         counts = {k: np.broadcast_to(e.counts, stats.counts[k].shape) for k, e in imatrix.entries.items()}
     with torch.no_grad():
         for key in stats.sums:

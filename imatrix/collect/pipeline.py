@@ -13,7 +13,7 @@ from pathlib import Path
 from imatrix.collect.chunks import ChunkingError, ChunkOptions
 from imatrix.files.imatrix_file import Imatrix, ImatrixFileError, write_dat, write_gguf
 from imatrix.model.loading import ModelLoadError
-from imatrix.model.naming import NamingError
+from imatrix.model.naming import OUTPUT_KEYS, NamingError
 
 USER_ERRORS: tuple[type[Exception], ...] = (ModelLoadError, ChunkingError, NamingError, ImatrixFileError)
 
@@ -88,6 +88,7 @@ def _run_collect(settings: CollectSettings, log: Callable[[str], None], resource
     from imatrix.importance.hybrid import mix, write_raw
     from imatrix.model.loading import load_tokenizer, resolve_source
     from imatrix.model.naming import TensorNaming, check_entry_lengths
+    from imatrix.model.nextn import draft_model_error, missing_nextn_message, source_nextn_blocks
     from imatrix.runners.base import NonFiniteError
     from imatrix.runners.registry import runner_for
 
@@ -104,12 +105,19 @@ def _run_collect(settings: CollectSettings, log: Callable[[str], None], resource
     plan = plan_targets(model, naming, settings.process_output, settings.skip_unmapped)
     for name in plan.skipped:
         log(f"warning: {name} has no GGUF name; skipped (--skip-unmapped)")
+    refusal = draft_model_error(model.config)
+    if refusal:
+        raise NamingError(refusal)
+    nextn_warning = missing_nextn_message(source_nextn_blocks(source, model.config))
+    if nextn_warning:
+        log(f"warning: {nextn_warning}")
     shapes = plan.shapes()
     if source.gguf_path is not None:
         check_entry_lengths({key: rows * cols for key, (rows, cols) in shapes.items()}, source.gguf_path)
     energy = column_energy(plan) if settings.hybrid else None
-    # --process-output with an untied head: the head must see every position
-    request = replace(request, options=replace(request.options, keep_all_logits="output.weight" in shapes))
+    # --process-output: the head (untied or tied) must see every position
+    keep_all_logits = any(key in shapes for key in OUTPUT_KEYS)
+    request = replace(request, options=replace(request.options, keep_all_logits=keep_all_logits))
     stats = runner.accumulators(request, model, shapes)
     datasets = list(request.datasets)
 
@@ -142,6 +150,8 @@ def _run_collect(settings: CollectSettings, log: Callable[[str], None], resource
         lines.append(f"hybrid alpha {settings.alpha}; raw statistics → {raw_sidecar_path(settings.output)}")
     if perplexity is not None:
         lines.append(f"Final estimate: PPL = {perplexity.value:.4f} +/- {perplexity.error:.5f}")
+    if nextn_warning:
+        lines.append(f"warning: {nextn_warning}")
     return lines
 
 

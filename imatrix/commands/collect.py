@@ -39,7 +39,8 @@ Differences from llama-imatrix:
               help="Skip this many chunks first.")
 @click.option("--parse-special/--no-parse-special", default=None,
               help="Parse special-token text into control tokens. [default: off for .txt, on for .parquet]")
-@click.option("--process-output", is_flag=True, help="Also collect output.weight (only when the LM head is untied).")
+@click.option("--process-output", is_flag=True,
+              help="Also collect the LM head as b11434 does: output.weight, or token_embd.weight when the head is tied.")
 @click.option("--chunks-per-batch", "batch_size", cls=AliasedOption, aliases=("--batch-size",),
               type=click.IntRange(min=0), default=0, show_default=True,
               help="Chunks (of --ctx-size tokens each) per forward pass; 0 = as many as fit in 2048 tokens, "

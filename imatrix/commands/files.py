@@ -1,4 +1,4 @@
-"""`imatrix inspect | merge | convert | compare | mix`: thin click commands over imatrix.files.imatrix_file, statistics, compare, hybrid."""
+"""`imatrix inspect | merge | convert | compare | mix`: thin click commands over imatrix.files, show_statistics, hybrid."""
 
 from __future__ import annotations
 
@@ -92,30 +92,39 @@ def describe(imatrix, path: Path) -> dict:
         counts = [float(c) for c in entry.counts]
         entries.append({"name": name, "experts": len(counts), "columns": int(entry.sums.shape[1]),
                         "values": entry.n_values, "counts": counts,
-                        "experts_without_tokens": sum(1 for c in counts if c == 0)})
+                        "experts_without_tokens": sum(1 for c in counts if c == 0),
+                        "activation_sums": entry.activation_sums is not None})
     return {"file": str(path), "format": imatrix.source_format, "datasets": imatrix.datasets,
-            "chunk_count": imatrix.chunk_count, "chunk_size": imatrix.chunk_size, "entries": len(entries),
-            "notes": imatrix.notes, "tensors": entries}
+            "chunk_count": imatrix.chunk_count, "chunk_size": imatrix.chunk_size,
+            "n_layer_nextn": imatrix.n_layer_nextn, "entries": len(entries), "notes": imatrix.notes,
+            "tensors": entries}
 
 
 def format_description(info: dict) -> str:
     lines = [f"file         {info['file']} ({info['format']})", f"datasets     {', '.join(info['datasets']) or '-'}",
              f"chunks       {info['chunk_count']} × {info['chunk_size']} tokens", f"entries      {info['entries']}"]
+    if info["n_layer_nextn"]:
+        lines.append(f"NextN layers {info['n_layer_nextn']} (the top blocks, labelled mtp0.. below)")
     lines += [f"note         {note}" for note in info["notes"]]
-    lines += ["", f"{'tensor':<40} {'experts':>7} {'columns':>8} {'count (max)':>12} {'no tokens':>9}"]
+    lines += ["", f"{'tensor':<40} {'experts':>7} {'columns':>8} {'count (max)':>12} {'no tokens':>9} {'in_sum':>6}"]
     for row in info["tensors"]:
         lines.append(f"{row['name']:<40} {row['experts']:>7} {row['columns']:>8} {max(row['counts']):>12.0f} "
-                     f"{row['experts_without_tokens']:>9}")
+                     f"{row['experts_without_tokens']:>9} {'yes' if row['activation_sums'] else 'no':>6}")
     return "\n".join(lines)
 
 
 @click.command()
 @click.argument("file", type=EXISTING_FILE)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (the same numbers) instead of tables.")
 @click.option("--plot", type=OUTPUT_FILE, default=None, help="Write a layer × tensor heat map of the statistics (PNG).")
 @chunk_size_option
 def inspect(file: Path, as_json: bool, plot: Path | None, chunk_size: int | None) -> None:
-    """Show an imatrix's entries, counts, datasets and the statistics of llama-imatrix --show-statistics."""
+    """Show an imatrix's entries, counts and datasets, then the tables of b11434's llama-imatrix --show-statistics.
+
+    Per tensor: Mean, StdDev, Skew, Kurt (of the per-column mean activation E[x]), H Norm, Σ E[A²], Gain, L2 Dist, PCC,
+    Cov (against the same tensor in the nearest earlier layer); per layer: Σ E[A²], Gain, L2 Dist, CosSim, PCC, Cov.
+    Files without activation sums (in_sum: older llama.cpp, .dat) get the legacy layout over E[x²], as llama.cpp does.
+    """
     from imatrix.show_statistics import compute_statistics, format_table, plot_heatmap
 
     with user_errors():
@@ -127,12 +136,13 @@ def inspect(file: Path, as_json: bool, plot: Path | None, chunk_size: int | None
                 plot_heatmap(report, plot, title=file.name)
             except ImportError:
                 raise click.ClickException("--plot needs matplotlib: pip install 'calibkit[plot]'") from None
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         click.echo(json.dumps(json_safe({**info, "statistics": report.as_dict()}), indent=1, allow_nan=False))
         return
     click.echo(format_description(info))
-    click.echo("")
-    click.echo(format_table(report))
+    click.echo(format_table(report, str(file)), nl=False)
 
 
 @click.command()
@@ -144,13 +154,14 @@ def merge(inputs: tuple[Path, ...], output: Path, output_format: str | None, chu
     """Add the sums and counts of several imatrices (GGUF and/or .dat) like llama-imatrix --in-file A --in-file B.
 
     A .dat input becomes sum = value·c, count = ncall·c with c from --ctx-size, so its weight in the merge
-    depends on c, exactly as in llama-imatrix.
+    depends on c, exactly as in llama-imatrix. Activation sums (in_sum) are kept for an entry when every input has
+    them; otherwise they are dropped with a warning naming the inputs (llama-imatrix drops them silently).
     """
-    from imatrix.files.imatrix_file import merge as merge_imatrices
+    from imatrix.files.merge import merge as merge_imatrices
 
     with user_errors():
         imatrices, chunk = read_inputs(list(inputs), chunk_size)
-        merged = merge_imatrices(imatrices, chunk_size=chunk)
+        merged = merge_imatrices(imatrices, chunk_size=chunk, labels=[str(path) for path in inputs])
         chosen = write_output(merged, output, output_format, list(inputs))
     click.echo(f"merged {len(inputs)} files, {len(merged.entries)} entries, {merged.chunk_count} chunks "
                f"× {merged.chunk_size} → {output} ({chosen})", err=True)
@@ -162,12 +173,14 @@ def merge(inputs: tuple[Path, ...], output: Path, output_format: str | None, chu
 @format_option
 @chunk_size_option
 def convert(input_file: Path, output: Path, output_format: str | None, chunk_size: int | None) -> None:
-    """Rewrite an imatrix as GGUF or legacy .dat (the .dat format keeps per-column means, not per-expert counts)."""
-    from imatrix.files.imatrix_file import merge as merge_imatrices
+    """Rewrite an imatrix as GGUF or legacy .dat (the .dat format keeps per-column means, not per-expert counts or
+    activation sums: writing one says how many in_sum tensors it leaves out)."""
+    from imatrix.files.merge import merge as merge_imatrices
 
     with user_errors():
         imatrices, chunk = read_inputs([input_file], chunk_size)
-        imatrix = imatrices[0] if chunk_size is None else merge_imatrices(imatrices, chunk_size=chunk)
+        imatrix = imatrices[0] if chunk_size is None else merge_imatrices(imatrices, chunk_size=chunk,
+                                                                          labels=[str(input_file)])
         chosen = write_output(imatrix, output, output_format, [input_file])
     click.echo(f"{input_file} → {output} ({chosen}, {len(imatrix.entries)} entries)", err=True)
 

@@ -1,8 +1,9 @@
 """Hybrid importance: mix E[a²] with ‖W[:,i]‖²·E[a²], and the raw sidecar GGUF that lets α change without a GPU.
 
 The sidecar is an imatrix-layout GGUF with its own general.type (RAW_TYPE) and one more tensor per entry,
-`<name>.col_energy` = ‖W[:,i]‖² per expert and input column. Its in_sum2/counts are the plain collection, so
-llama-quantize and `read_imatrix` also read it as the plain (α = 0-shaped) imatrix.
+`<name>.col_energy` = ‖W[:,i]‖² per expert and input column. Its in_sum2/counts/in_sum are the plain collection, so
+llama-quantize and `read_imatrix` also read it as the plain (α = 0-shaped) imatrix. Mixing changes only Σx²: the
+activation sums Σx stay those measured.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def mix(imatrix: Imatrix, column_energy: dict[str, np.ndarray], alpha: float | d
         means = np.divide(entry.sums.astype(np.float64), counts, out=np.zeros(entry.sums.shape), where=active)
         target = (1.0 - weight) * _normalised(means) + weight * _normalised(energy * means)
         sums = np.where(active, target * counts, 0.0)
-        entries[name] = ImatrixEntry(sums.astype(np.float32), entry.counts.copy())
+        entries[name] = ImatrixEntry(sums.astype(np.float32), entry.counts.copy(), entry.activation_sums)  # Σx as is
     return Imatrix(entries, list(imatrix.datasets), imatrix.chunk_count, imatrix.chunk_size, source_format="memory")
 
 

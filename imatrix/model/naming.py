@@ -152,9 +152,14 @@ class TensorNaming:
         return None if key is None else (key, int(match["expert"]))
 
 
+# What b11434's --process-output adds (its is_output rule): the head, the tied head (token_embd used as the output
+# matmul) and a NextN draft's post-projection.
+OUTPUT_KEYS = ("output.weight", "token_embd.weight", "nextn.post_projection.weight")
+
+
 def is_collected_key(key: str, process_output: bool) -> bool:
-    """llama-imatrix's rule (spec §1.2): blk.* tensors, plus output.weight with --process-output."""
-    return key.startswith("blk.") or (process_output and key == "output.weight")
+    """llama-imatrix's rule (spec §1.2, §14.1): blk.* tensors, plus OUTPUT_KEYS with --process-output."""
+    return key.startswith("blk.") or (process_output and key in OUTPUT_KEYS)
 
 
 def check_entry_lengths(lengths: dict[str, int], gguf_path) -> None:

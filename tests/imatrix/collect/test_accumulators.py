@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from imatrix.collect.accumulators import Accumulators, collecting, column_energy, plan_targets
+from imatrix.collect.accumulators import SQUARES, VALUES, Accumulators, collecting, column_energy, plan_targets
 from imatrix.model.naming import TensorNaming
 from imatrix.runners.base import NonFiniteError, RunOptions
 from imatrix.runners.resident import run_resident
@@ -47,7 +47,9 @@ def test_dense_sums_equal_direct_computation_and_output_unchanged(family):
     torch.testing.assert_close(logits, reference, rtol=0, atol=0)
     for target in dense:
         rows = torch.cat([x.reshape(-1, x.shape[-1]) for x in captured[target.module_name]])
-        np.testing.assert_allclose(stats.sums[target.key][0].numpy(), rows.square().sum(0).numpy(), rtol=1e-10)
+        np.testing.assert_allclose(stats.sums[target.key][0, SQUARES].numpy(), rows.square().sum(0).numpy(), rtol=1e-10)
+        np.testing.assert_allclose(stats.sums[target.key][0, VALUES].numpy(), rows.sum(0).numpy(), rtol=1e-9,
+                                   atol=1e-12 * float(rows.abs().sum()))
         assert stats.counts[target.key].tolist() == [rows.shape[0]] == [3 * 16]
 
 
@@ -101,6 +103,7 @@ def _check_moe_targets(model, plan, captured, router_names, stats, family):
             top_k = _routing_qwen_mixtral(model.get_submodule(target.module_name.rsplit(".", 1)[0]), router_in)
         n_expert, hidden, inter = target.n_expert, target.hidden, target.intermediate
         up_sums, down_sums = np.zeros((n_expert, hidden)), np.zeros((n_expert, inter))
+        up_values, down_values = np.zeros((n_expert, hidden)), np.zeros((n_expert, inter))
         counts = np.zeros(n_expert, dtype=np.int64)
         for token in range(x.shape[0]):
             for expert in top_k[token].tolist():
@@ -108,11 +111,15 @@ def _check_moe_targets(model, plan, captured, router_names, stats, family):
                 hidden_act = experts.act_fn(gate_up[:inter]) * gate_up[inter:]
                 up_sums[expert] += (x[token] ** 2).numpy()
                 down_sums[expert] += (hidden_act ** 2).numpy()
+                up_values[expert] += x[token].numpy()
+                down_values[expert] += hidden_act.numpy()
                 counts[expert] += 1
         for key in target.up_keys:
-            np.testing.assert_allclose(stats.sums[key].numpy(), up_sums, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(stats.sums[key][:, SQUARES].numpy(), up_sums, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(stats.sums[key][:, VALUES].numpy(), up_values, rtol=1e-9, atol=1e-9)
             assert stats.counts[key].tolist() == counts.tolist()
-        np.testing.assert_allclose(stats.sums[target.down_key].numpy(), down_sums, rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(stats.sums[target.down_key][:, SQUARES].numpy(), down_sums, rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(stats.sums[target.down_key][:, VALUES].numpy(), down_values, rtol=1e-5, atol=1e-7)
         assert stats.counts[target.down_key].tolist() == counts.tolist()
         assert counts.sum() == x.shape[0] * TOP_K
 
@@ -132,7 +139,8 @@ def test_hand_computed_sums_ones_with_one_column_two():
     with collecting(plan, stats):
         layer(x)
         layer(x[:1, :3])  # a 3-row micro-batch is collected too (llama.cpp would skip < 16 rows)
-    assert stats.sums["blk.0.ffn_down.weight"].tolist() == [[13.0, 13.0, 52.0, 13.0]]
+    assert stats.sums["blk.0.ffn_down.weight"][:, SQUARES].tolist() == [[13.0, 13.0, 52.0, 13.0]]
+    assert stats.sums["blk.0.ffn_down.weight"][:, VALUES].tolist() == [[13.0, 13.0, 26.0, 13.0]]
     assert stats.counts["blk.0.ffn_down.weight"].tolist() == [13]
 
 
@@ -166,9 +174,11 @@ def test_per_expert_linear_list_fills_stacked_rows():
         h = experts[1].w1(routed) * experts[1].w3(routed)
         experts[1].w2(h)
     gate = stats.sums["blk.0.ffn_gate_exps.weight"]
-    assert torch.equal(gate[0], torch.zeros(6)) and torch.allclose(gate[1], routed.square().sum(0))
+    assert torch.equal(gate[0], torch.zeros(2, 6)) and torch.allclose(gate[1, SQUARES], routed.square().sum(0))
+    assert torch.allclose(gate[1, VALUES], routed.sum(0))
     assert stats.counts["blk.0.ffn_up_exps.weight"].tolist() == [0, 4, 0]
-    assert torch.allclose(stats.sums["blk.0.ffn_down_exps.weight"][1], h.detach().square().sum(0))
+    assert torch.allclose(stats.sums["blk.0.ffn_down_exps.weight"][1, SQUARES], h.detach().square().sum(0))
+    assert torch.allclose(stats.sums["blk.0.ffn_down_exps.weight"][1, VALUES], h.detach().sum(0))
 
 
 def test_float32_accumulator_close_to_float64():
@@ -177,7 +187,10 @@ def test_float32_accumulator_close_to_float64():
     _, stats64, _ = _collect(model, ids, torch.float64)
     _, stats32, _ = _collect(model, ids, torch.float32)
     for key in stats64.sums:
-        np.testing.assert_allclose(stats32.sums[key].numpy(), stats64.sums[key].numpy(), rtol=1e-5)
+        np.testing.assert_allclose(stats32.sums[key][:, SQUARES].numpy(), stats64.sums[key][:, SQUARES].numpy(),
+                                   rtol=1e-5)
+        values = stats64.sums[key][:, VALUES].numpy()  # signed sums: compare against their scale
+        np.testing.assert_allclose(stats32.sums[key][:, VALUES].numpy(), values, atol=1e-5 * np.abs(values).max())
 
 
 def test_non_finite_activation_stops_with_tensor_and_chunk():

@@ -163,9 +163,12 @@ def test_real_gemma3_270m_few_chunks(tmp_path):
     data = Path(__file__).resolve().parents[2] / "data" / "calib_small.txt"
     out = tmp_path / "gemma.imatrix.gguf"
     lines = run_collect(CollectSettings(data=data, output=out, ctx_size=128, max_chunks=4, hybrid=True, alpha=0.0,
-                                        progress=False, output_frequency=0), log=lambda line: None)
+                                        progress=False, output_frequency=0, process_output=True),
+                        log=lambda line: None)
     plain, _ = read_raw(tmp_path / "gemma.imatrix.raw.gguf")
-    assert len(plain.entries) == 126 and all(k.startswith("blk.") for k in plain.entries)
+    # --process-output on the tied head: token_embd.weight, as b11434's llama-imatrix collects it
+    assert len(plain.entries) == 127 and {k for k in plain.entries if not k.startswith("blk.")} == {"token_embd.weight"}
+    assert plain.entries["token_embd.weight"].sums.shape == (1, 640)
     for key, entry in plain.entries.items():
         assert np.isfinite(entry.sums).all() and (entry.sums >= 0).all() and entry.sums.sum() > 0, key
         assert entry.counts.tolist() == [4 * 128]
@@ -210,7 +213,7 @@ def test_parquet_parses_special_by_default_txt_does_not(tiny_model, tmp_path):
 
 
 def test_merge_of_two_halves_equals_one_run(tiny_model, text_file, tmp_path):
-    from imatrix.files.imatrix_file import merge
+    from imatrix.files.merge import merge
 
     folder, _ = tiny_model
     paths = {name: tmp_path / f"{name}.gguf" for name in ("whole", "first", "second")}

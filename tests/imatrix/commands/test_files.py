@@ -44,12 +44,17 @@ def test_inspect_text_json_and_plot(files):
     assert result.exit_code == 0, result.output
     assert "chunks       2 × 512 tokens" in result.output and "ffn_up_exps" in result.output
     assert (files / "map.png").read_bytes()[:4] == b"\x89PNG"
-    body = json.loads(run("inspect", str(files / "a.gguf"), "--json").output)
+    assert "Computing tensor statistics for" in result.stdout and "∑ E[A²]" in result.stdout
+    # blk.1.ffn_up_exps has no blk.0 counterpart: llama.cpp's warning, on stderr
+    assert f"no preceding-layer tensor for '{EXPS}'" in result.stderr
+    body = json.loads(run("inspect", str(files / "a.gguf"), "--json").stdout)
     assert body["entries"] == 3 and body["datasets"] == ["calib.txt"]
     experts = next(row for row in body["tensors"] if row["name"] == EXPS)
     assert experts["counts"] == [100, 100, 0] and experts["experts_without_tokens"] == 1
-    stats = {row["name"]: row for row in body["statistics"]["tensors"]}
-    assert stats[EXPS]["n"] == 8 and stats[Q1]["cossim"] is not None
+    assert experts["activation_sums"] is False and body["statistics"]["legacy"] is True
+    stats = {row["tensor"]: row for row in body["statistics"]["tensors"]}
+    assert stats[EXPS]["elements"] == 8 and stats[Q1]["cossim"] is not None and stats[Q0]["cossim"] is None
+    assert [row["layer"] for row in body["statistics"]["layers"]] == ["0", "1"]
 
 
 def test_merge_mixed_formats_equals_library_merge(files):
@@ -115,7 +120,7 @@ def test_merge_of_different_models_names_the_tensor(files):
     write_gguf(other, files / "other.gguf")
     result = CliRunner().invoke(main, ["merge", str(files / "a.gguf"), str(files / "other.gguf"),
                                        "-o", str(files / "out.gguf")])
-    assert result.exit_code == 1 and f"{Q0}: input 2 has 16 values" in result.output
+    assert result.exit_code == 1 and f"{Q0}: {files / 'other.gguf'} has 16 values" in result.output
     assert not (files / "out.gguf").exists()
 
 
@@ -124,3 +129,18 @@ def test_mix_rejects_plain_imatrix_and_bad_alpha(files):
     assert result.exit_code == 1 and "imatrix collect --hybrid" in result.output
     result = CliRunner().invoke(main, ["mix", str(files / "a.gguf"), "-o", str(files / "o.gguf"), "--alpha", "2"])
     assert result.exit_code == 2 and "outside [0, 1]" in result.output
+
+
+def test_merge_and_convert_say_when_they_drop_activation_sums(files):
+    with_sums = build()
+    for entry in with_sums.entries.values():
+        entry.activation_sums = np.sqrt(entry.sums)
+    write_gguf(with_sums, files / "s.gguf")
+    result = run("merge", str(files / "s.gguf"), str(files / "a.dat"), "-o", str(files / "m.gguf"))
+    assert result.exit_code == 0, result.output
+    assert f"activation sums (in_sum) dropped for 3 entries (first: {Q0}): {files / 'a.dat'} has none" in result.stderr
+    assert read_imatrix(files / "m.gguf").without_activations() == sorted(with_sums.entries)
+    kept = run("merge", str(files / "s.gguf"), str(files / "s.gguf"), "-o", str(files / "k.gguf"))
+    assert "dropped" not in kept.stderr and read_imatrix(files / "k.gguf").without_activations() == []
+    converted = run("convert", str(files / "s.gguf"), "-o", str(files / "s.dat"))
+    assert converted.exit_code == 0 and "the in_sum of 3 entries is not written" in converted.stderr

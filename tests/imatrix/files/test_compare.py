@@ -62,3 +62,18 @@ def test_length_mismatch_is_reported_not_compared():
     assert report.tensors == [] and report.length_mismatch == [(Q, 8, 4)]
     assert math.isnan(report.min_cosine)
     assert f"length mismatch: {Q} has 8 values in A, 4 in B" in format_report(report)
+
+
+def test_activation_means_are_compared_where_both_have_in_sum():
+    sums, counts = np.array([4.0, 9.0, 1.0], np.float32), np.array([2.0], np.float32)
+    a = ImatrixEntry(sums, counts, np.array([2.0, -4.0, 0.0], np.float32))
+    b = ImatrixEntry(sums, counts, np.array([2.0, -4.0, 1.0], np.float32))
+    report = compare(Imatrix({"blk.0.x.weight": a}, ["d"], 1, 2), Imatrix({"blk.0.x.weight": b}, ["d"], 1, 2))
+    t = report.tensors[0]
+    va, vb = np.array([1.0, -2.0, 0.0]), np.array([1.0, -2.0, 0.5])  # E[x] = in_sum / 2
+    assert t.activation_cosine == pytest.approx(va @ vb / np.linalg.norm(va) / np.linalg.norm(vb))
+    assert t.activation_relative_l2 == pytest.approx(0.5 / np.linalg.norm(vb))
+    assert report.min_activation_cosine == t.activation_cosine
+    legacy = ImatrixEntry(sums, counts)
+    other = compare(Imatrix({"blk.0.x.weight": legacy}, ["d"], 1, 2), Imatrix({"blk.0.x.weight": b}, ["d"], 1, 2))
+    assert math.isnan(other.tensors[0].activation_cosine)

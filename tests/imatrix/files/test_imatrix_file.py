@@ -16,12 +16,12 @@ from imatrix.files.imatrix_file import (
     Imatrix,
     ImatrixEntry,
     ImatrixFileError,
-    merge,
     read_imatrix,
     write_dat,
     write_gguf,
 )
 from tests.real_components import require_llamacpp_tools, require_model
+from imatrix.files.merge import merge
 
 DENSE = "blk.0.attn_q.weight"
 MOE = "blk.1.ffn_up_exps.weight"
@@ -32,11 +32,15 @@ def activations_sums(rng, rows: int, columns: int) -> np.ndarray:
     return (x.astype(np.float64) ** 2).sum(axis=0).astype(np.float32)
 
 
-def small_imatrix(rng=None) -> Imatrix:
+def small_imatrix(rng=None, with_activations: bool = False) -> Imatrix:
     rng = rng or np.random.default_rng(0)
     dense = ImatrixEntry(activations_sums(rng, 1024, 8), np.array([1024.0]))
     moe_sums = np.stack([activations_sums(rng, n, 4) if n else np.zeros(4, np.float32) for n in (300, 0, 700)])
     moe = ImatrixEntry(moe_sums, np.array([300.0, 0.0, 700.0]))
+    if with_activations:
+        dense.activation_sums = rng.standard_normal(dense.sums.shape).astype(np.float32) * 30
+        moe.activation_sums = rng.standard_normal(moe.sums.shape).astype(np.float32) * np.array([[20], [0], [25]], np.float32)
+        moe.activation_sums += np.float32(0)  # -0.0 → 0.0: an accumulator that starts at 0 never holds -0.0
     return Imatrix({MOE: moe, DENSE: dense}, ["calib.txt"], 2, 512)
 
 
@@ -49,20 +53,35 @@ def pad(data: bytes, alignment: int = 32) -> bytes:
     return data + b"\0" * (-len(data) % alignment)
 
 
-def test_gguf_bytes_equal_hand_built_llama_layout(tmp_path):
+def test_gguf_bytes_equal_hand_built_b11434_layout(tmp_path):
     sums = np.array([1.0, 2.0, 3.0, 4.0], np.float32)
-    imatrix = Imatrix({DENSE: ImatrixEntry(sums, np.array([16.0]))}, ["a.txt"], 1, 16)
+    in_sum = np.array([-1.0, 0.5, 2.0, -4.0], np.float32)
+    imatrix = Imatrix({DENSE: ImatrixEntry(sums, np.array([16.0]), in_sum)}, ["a.txt"], 1, 16)
     write_gguf(imatrix, tmp_path / "x.gguf")
+    stats = np.array(GGUFReader(tmp_path / "x.gguf").get_tensor(3).data, np.float32)
 
+    schema = ["sum_sq", "mean", "elements", "std_deviation", "skewness", "kurtosis", "gain", "h_norm", "l2_dist",
+              "cossim", "pearson", "covariance"]
     kv = gguf_string("general.type") + struct.pack("<I", 8) + gguf_string("imatrix")
     kv += gguf_string("imatrix.datasets") + struct.pack("<IIQ", 9, 8, 1) + gguf_string("a.txt")
     kv += gguf_string("imatrix.chunk_count") + struct.pack("<II", 4, 1)
     kv += gguf_string("imatrix.chunk_size") + struct.pack("<II", 4, 16)
+    kv += gguf_string("imatrix.stats_schema") + struct.pack("<IIQ", 9, 8, 12) + b"".join(map(gguf_string, schema))
     infos = gguf_string(DENSE + ".in_sum2") + struct.pack("<IQIQ", 1, 4, 0, 0)
     infos += gguf_string(DENSE + ".counts") + struct.pack("<IQIQ", 1, 1, 0, 32)
-    header = b"GGUF" + struct.pack("<IQQ", 3, 2, 4) + kv + infos
-    expected = pad(header) + pad(sums.tobytes()) + pad(np.float32(16).tobytes())
+    infos += gguf_string(DENSE + ".in_sum") + struct.pack("<IQIQ", 1, 4, 0, 64)
+    infos += gguf_string(DENSE + ".stats") + struct.pack("<IQIQ", 1, 12, 0, 96)
+    header = b"GGUF" + struct.pack("<IQQ", 3, 4, 5) + kv + infos
+    expected = pad(header) + pad(sums.tobytes()) + pad(np.float32(16).tobytes()) + pad(in_sum.tobytes())
+    expected += pad(stats.tobytes())
     assert (tmp_path / "x.gguf").read_bytes() == expected
+    # the 12 statistics, independently: over E[x] = in_sum/16 (mean, σ, skew, kurtosis), E[x²] = sums/16 (Σ, H)
+    mean_x, energy = in_sum.astype(np.float64) / 16, sums.astype(np.float64) / 16
+    p = energy / energy.sum()
+    z = (mean_x - mean_x.mean()) / mean_x.std()
+    direct = [energy.sum(), mean_x.mean(), 4, mean_x.std(), (z**3).mean(), (z**4).mean() - 3, np.nan,
+              100 * -(p * np.log2(p)).sum() / 2, np.nan, np.nan, np.nan, np.nan]
+    np.testing.assert_allclose(stats, direct, rtol=1e-6)
 
 
 def test_gguf_structure_seen_by_gguf_reader(tmp_path):
@@ -70,18 +89,32 @@ def test_gguf_structure_seen_by_gguf_reader(tmp_path):
     write_gguf(imatrix, tmp_path / "x.gguf")
     reader = GGUFReader(tmp_path / "x.gguf")
     keys = [key for key in reader.fields if not key.startswith("GGUF.")]
-    assert keys == [Keys.General.TYPE, Keys.IMatrix.DATASETS, Keys.IMatrix.CHUNK_COUNT, Keys.IMatrix.CHUNK_SIZE]
+    assert keys == [Keys.General.TYPE, Keys.IMatrix.DATASETS, Keys.IMatrix.CHUNK_COUNT, Keys.IMatrix.CHUNK_SIZE,
+                    "imatrix.stats_schema"]
     assert Keys.General.ARCHITECTURE not in reader.fields
     assert reader.fields[Keys.IMatrix.CHUNK_COUNT].types == [GGUFValueType.UINT32]
     assert reader.fields[Keys.IMatrix.CHUNK_SIZE].types == [GGUFValueType.UINT32]
     assert reader.fields[Keys.IMatrix.DATASETS].contents() == ["calib.txt"]
     names = [tensor.name for tensor in reader.tensors]
-    assert names == [f"{DENSE}.in_sum2", f"{DENSE}.counts", f"{MOE}.in_sum2", f"{MOE}.counts"]
+    assert names == [f"{DENSE}.in_sum2", f"{DENSE}.counts", f"{DENSE}.stats", f"{MOE}.in_sum2", f"{MOE}.counts",
+                     f"{MOE}.stats"]
     shapes = {tensor.name: list(tensor.shape) for tensor in reader.tensors}
-    assert shapes == {f"{DENSE}.in_sum2": [8], f"{DENSE}.counts": [1], f"{MOE}.in_sum2": [4, 3], f"{MOE}.counts": [1, 3]}
+    assert shapes == {f"{DENSE}.in_sum2": [8], f"{DENSE}.counts": [1], f"{MOE}.in_sum2": [4, 3], f"{MOE}.counts": [1, 3],
+                      f"{DENSE}.stats": [12], f"{MOE}.stats": [12]}
     by_name = {tensor.name: np.array(tensor.data) for tensor in reader.tensors}
     np.testing.assert_array_equal(by_name[f"{MOE}.in_sum2"], imatrix.entries[MOE].sums)
     np.testing.assert_array_equal(by_name[f"{MOE}.counts"].ravel(), [300, 0, 700])
+
+
+def test_nextn_layer_count_is_written_before_the_schema_and_read_back(tmp_path):
+    imatrix = small_imatrix()
+    imatrix.n_layer_nextn = 1
+    write_gguf(imatrix, tmp_path / "x.gguf")
+    reader = GGUFReader(tmp_path / "x.gguf")
+    keys = [key for key in reader.fields if not key.startswith("GGUF.")]
+    assert keys[-2:] == ["imatrix.n_layer_nextn", "imatrix.stats_schema"]
+    assert reader.fields["imatrix.n_layer_nextn"].types == [GGUFValueType.UINT32]
+    assert read_imatrix(tmp_path / "x.gguf").n_layer_nextn == 1
 
 
 def test_gguf_round_trip_through_our_reader(tmp_path):
@@ -345,13 +378,23 @@ def test_llama_imatrix_reads_our_files_and_rewrites_the_same_data(tmp_path):
     _llama_imatrix_merge([tmp_path / "ours.gguf"], tmp_path / "theirs.dat", "--output-format", "dat")
     assert (tmp_path / "theirs.dat").read_bytes() == (tmp_path / "ours.dat").read_bytes()
 
-    # Its GGUF writer keeps our sums, counts and metadata (newer builds add *.stats tensors, which we ignore).
+    # Its GGUF writer, given our file, writes our file again byte for byte: same KV, tensors, `.stats` (here from
+    # E[x²], the legacy statistics, with an MoE expert that saw no tokens) and chunk count.
     _llama_imatrix_merge([tmp_path / "ours.gguf"], tmp_path / "theirs.gguf")
-    theirs = read_imatrix(tmp_path / "theirs.gguf")
-    assert (theirs.datasets, theirs.chunk_count, theirs.chunk_size) == (["calib.txt"], 2, 512)
-    for name, entry in imatrix.entries.items():
-        np.testing.assert_array_equal(theirs.entries[name].sums, entry.sums)
-        np.testing.assert_array_equal(theirs.entries[name].counts, entry.counts)
+    assert (tmp_path / "theirs.gguf").read_bytes() == (tmp_path / "ours.gguf").read_bytes()
+    # ... and with activation sums: `.in_sum` after the counts and `.stats` over E[x]
+    with_sums = small_imatrix(with_activations=True)
+    write_gguf(with_sums, tmp_path / "ours-in-sum.gguf")
+    _llama_imatrix_merge([tmp_path / "ours-in-sum.gguf"], tmp_path / "theirs-in-sum.gguf")
+    assert (tmp_path / "theirs-in-sum.gguf").read_bytes() == (tmp_path / "ours-in-sum.gguf").read_bytes()
+    # chunk_count of a merge is rounded to nearest like b11434's rows_to_chunks: 1300 rows / 512 → 3 (not 2)
+    odd = small_imatrix()
+    odd.entries[DENSE] = ImatrixEntry(odd.entries[DENSE].sums, [1300.0])
+    merged = merge([odd])
+    assert merged.chunk_count == 3
+    write_gguf(merged, tmp_path / "odd.gguf")
+    _llama_imatrix_merge([tmp_path / "odd.gguf"], tmp_path / "theirs-odd.gguf")
+    assert (tmp_path / "theirs-odd.gguf").read_bytes() == (tmp_path / "odd.gguf").read_bytes()
 
     # Merging our GGUF with our .dat: llama.cpp and our merge agree on every sum and count.
     _llama_imatrix_merge([tmp_path / "ours.gguf", tmp_path / "ours.dat"], tmp_path / "both.gguf")
@@ -374,13 +417,68 @@ def test_real_llama_imatrix_file_reads_and_converts_like_llama(tmp_path):
     require_llamacpp_tools(("llama-imatrix",))
     model = require_model()
     text = Path(__file__).resolve().parents[3] / "examples" / "text" / "mixed_prose_code.txt"
-    llamacpp.imatrix(model, text, tmp_path / "theirs.gguf", ctx_size=64, chunks=4, threads=2, extra_args=["--no-ppl"])
+    llamacpp.imatrix(model, text, tmp_path / "theirs.gguf", ctx_size=64, chunks=4, threads=2,
+                     extra_args=["--no-ppl", "--process-output"])
     theirs = read_imatrix(tmp_path / "theirs.gguf")
-    assert len(theirs.entries) == 126 and all(name.startswith("blk.") for name in theirs.entries)
+    # b11434's file re-written by our writer from the values we read: the same bytes (KV, order, in_sum, stats)
+    write_gguf(theirs, tmp_path / "rewritten.gguf")
+    assert (tmp_path / "rewritten.gguf").read_bytes() == (tmp_path / "theirs.gguf").read_bytes()
+    assert theirs.without_activations() == []
+    # b11434's --process-output on a tied-embedding model: the head's matmul is token_embd.weight (640 columns)
+    assert set(theirs.entries) - {n for n in theirs.entries if n.startswith("blk.")} == {"token_embd.weight"}
+    assert len(theirs.entries) == 127 and theirs.entries["token_embd.weight"].sums.shape == (1, 640)
     assert (theirs.chunk_count, theirs.chunk_size) == (4, 64)
     for entry in theirs.entries.values():
         assert entry.counts.shape == (1,) and 0 < entry.counts[0] <= 4 * 64
         assert np.isfinite(entry.sums).all()
     _llama_imatrix_merge([tmp_path / "theirs.gguf"], tmp_path / "theirs.dat", "-c", "64", "--output-format", "dat")
-    write_dat(theirs, tmp_path / "ours.dat")
+    with pytest.warns(UserWarning, match="no activation sums; the in_sum of 127 entries is not written"):
+        write_dat(theirs, tmp_path / "ours.dat")
     assert (tmp_path / "ours.dat").read_bytes() == (tmp_path / "theirs.dat").read_bytes()
+
+
+def test_merge_keeps_in_sum_only_when_every_input_has_it_and_says_which_input_lacks_it(tmp_path):
+    a, b = small_imatrix(with_activations=True), small_imatrix(np.random.default_rng(9), with_activations=True)
+    merged = merge([a, b])
+    for name in a.entries:
+        np.testing.assert_array_equal(merged.entries[name].activation_sums,
+                                      a.entries[name].activation_sums + b.entries[name].activation_sums)
+    legacy = small_imatrix(np.random.default_rng(9))  # e.g. an older llama.cpp's file: no in_sum
+    with pytest.warns(UserWarning, match=r"in_sum\) dropped for 2 entries \(first: blk\.0\.attn_q\.weight\): "
+                                         r"old\.gguf has none"):
+        mixed = merge([a, legacy], labels=["new.gguf", "old.gguf"])
+    assert mixed.without_activations() == sorted(a.entries)
+    np.testing.assert_array_equal(mixed.entries[DENSE].sums, a.entries[DENSE].sums + legacy.entries[DENSE].sums)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is lost when no input had in_sum: no warning
+        assert merge([legacy, small_imatrix()]).without_activations() == sorted(a.entries)
+    # a .dat never has in_sum: merging one drops it too, with the same message
+    with pytest.warns(UserWarning, match="no activation sums"):
+        write_dat(a, tmp_path / "a.dat")
+    with pytest.warns(UserWarning, match=r"a\.dat has none"):
+        merge([a, read_imatrix(tmp_path / "a.dat")], labels=["a.gguf", "a.dat"])
+
+
+def test_files_without_in_sum_read_and_wrong_in_sum_is_refused(tmp_path):
+    imatrix = small_imatrix(with_activations=True)
+    write_gguf(imatrix, tmp_path / "x.gguf")
+    back = read_imatrix(tmp_path / "x.gguf")
+    np.testing.assert_array_equal(back.entries[MOE].activation_sums, imatrix.entries[MOE].activation_sums)
+    # an older file: only in_sum2/counts (as llama.cpp before b11434 and calibkit before this wrote them)
+    writer = GGUFWriter(tmp_path / "old.gguf", arch="")
+    writer.add_type("imatrix")
+    writer.add_array(Keys.IMatrix.DATASETS, ["d"])
+    writer.add_uint32(Keys.IMatrix.CHUNK_COUNT, 1)
+    writer.add_uint32(Keys.IMatrix.CHUNK_SIZE, 8)
+    writer.add_tensor(DENSE + ".in_sum2", np.ones(4, np.float32))
+    writer.add_tensor(DENSE + ".counts", np.array([8], np.float32))
+    writer.write_header_to_file(), writer.write_kv_data_to_file(), writer.write_tensors_to_file(), writer.close()
+    old = read_imatrix(tmp_path / "old.gguf")
+    assert old.without_activations() == [DENSE] and any("no activation sums" in note for note in old.notes)
+    writer = GGUFWriter(tmp_path / "bad.gguf", arch="")
+    writer.add_tensor(DENSE + ".in_sum2", np.ones(4, np.float32))
+    writer.add_tensor(DENSE + ".counts", np.array([8], np.float32))
+    writer.add_tensor(DENSE + ".in_sum", np.ones(3, np.float32))
+    writer.write_header_to_file(), writer.write_kv_data_to_file(), writer.write_tensors_to_file(), writer.close()
+    with pytest.raises(ImatrixFileError, match=r"bad\.gguf: mismatched sums and counts: .*in_sum has 3 values"):
+        read_imatrix(tmp_path / "bad.gguf")

@@ -17,7 +17,7 @@ def raw_fixture():
     rng = np.random.default_rng(11)
     weight = rng.standard_normal((6, 10)).astype(np.float32)  # (out, in): HF layout, columns = inputs
     x = rng.standard_normal((200, 10)).astype(np.float32) * np.linspace(0.1, 3, 10, dtype=np.float32)
-    dense = ImatrixEntry((x.astype(np.float64) ** 2).sum(axis=0), [200])
+    dense = ImatrixEntry((x.astype(np.float64) ** 2).sum(axis=0), [200], x.astype(np.float64).sum(axis=0))
     experts = rng.standard_normal((3, 5, 4)).astype(np.float32)
     moe_sums = np.stack([(rng.standard_normal((n, 4)) ** 2).sum(axis=0) for n in (40, 0, 90)])
     moe = ImatrixEntry(moe_sums, [40, 0, 90])
@@ -37,8 +37,14 @@ def test_raw_sidecar_round_trip(tmp_path):
         np.testing.assert_array_equal(back.entries[name].sums, entry.sums)
         np.testing.assert_array_equal(back.entries[name].counts, entry.counts)
         np.testing.assert_array_equal(back_energy[name], np.asarray(energy[name], np.float32).reshape(entry.sums.shape))
+    # the activation sums travel with it (the MoE entry has none: it stays without)
+    np.testing.assert_array_equal(back.entries[DENSE].activation_sums, imatrix.entries[DENSE].activation_sums)
+    assert back.entries[MOE].activation_sums is None
     # the sidecar's sums/counts are the plain imatrix, readable as such
     assert set(read_imatrix(tmp_path / "raw.gguf").entries) == {DENSE, MOE}
+    # mixing rescales Σx² only; Σx stays the measured one
+    mixed = mix(back, back_energy, 0.5)
+    np.testing.assert_array_equal(mixed.entries[DENSE].activation_sums, imatrix.entries[DENSE].activation_sums)
 
 
 def test_alpha_zero_keeps_plain_ratios_per_expert():

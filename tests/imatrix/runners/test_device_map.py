@@ -43,9 +43,10 @@ def test_device_map_with_disk_offload_equals_resident_run(tiny_folder, text_file
 
 def test_placed_statistics_follow_the_input_device():
     stats = PlacedAccumulators({"blk.0.attn_q.weight": (1, 4)}, "meta", torch.float32)
-    stats.add_rows("blk.0.attn_q.weight", 0, torch.tensor([1.0, 2.0, 3.0, 4.0]), 3)
+    stats.add_rows("blk.0.attn_q.weight", 0, torch.tensor([[1.0, 2.0, 3.0, 4.0], [-1.0, 0.5, 0.0, 2.0]]), 3)
     assert stats.sums["blk.0.attn_q.weight"].device.type == "cpu"
-    assert stats.to_imatrix(["d"], 1, 3).entries["blk.0.attn_q.weight"].sums.tolist() == [[1.0, 2.0, 3.0, 4.0]]
+    entry = stats.to_imatrix(["d"], 1, 3).entries["blk.0.attn_q.weight"]
+    assert entry.sums.tolist() == [[1.0, 2.0, 3.0, 4.0]] and entry.activation_sums.tolist() == [[-1.0, 0.5, 0.0, 2.0]]
     assert stats.counts["blk.0.attn_q.weight"].tolist() == [3]
 
 
