@@ -17,7 +17,8 @@ SHAPES = {"blk.0.ffn_down.weight": (1, 1 << 19), "blk.0.ffn_up_exps.weight": (4,
 def batch_sums(batch: int, key: str) -> torch.Tensor:
     """What one batch adds to `key`: positive values over six decades, so float32 order matters in the last bits."""
     generator = torch.Generator().manual_seed(batch * 1000 + sorted(SHAPES).index(key))
-    shape = SHAPES[key]
+    n_mat, ne0 = SHAPES[key]
+    shape = (n_mat, 2, ne0)  # Accumulators keep [Σx², Σx] per matrix
     return torch.rand(shape, generator=generator) * 10.0 ** torch.randint(-3, 3, shape, generator=generator)
 
 

@@ -61,12 +61,13 @@ def test_round_reduction_adds_in_single_process_order_with_bounded_memory(tmp_pa
     mp.spawn(reduction_worker, args=(world_size, n_batch, str(tmp_path / "store"), str(tmp_path / "out")),
              nprocs=world_size, join=True)
     reduced = torch.load(tmp_path / "out.sums")
-    single = {key: torch.zeros(shape) for key, shape in SHAPES.items()}
+    full = {key: (n_mat, 2, ne0) for key, (n_mat, ne0) in SHAPES.items()}  # [Σx², Σx] per matrix
+    single = {key: torch.zeros(shape) for key, shape in full.items()}
     for batch in range(n_batch):
         for key in SHAPES:
             single[key].add_(batch_sums(batch, key))
     assert all(torch.equal(reduced[key], single[key]) for key in SHAPES)
-    per_rank = {key: [torch.zeros(shape) for _ in range(world_size)] for key, shape in SHAPES.items()}
+    per_rank = {key: [torch.zeros(shape) for _ in range(world_size)] for key, shape in full.items()}
     for batch in range(n_batch):
         for key in SHAPES:
             per_rank[key][batch % world_size].add_(batch_sums(batch, key))
@@ -75,7 +76,7 @@ def test_round_reduction_adds_in_single_process_order_with_bounded_memory(tmp_pa
     import json
 
     results = [json.loads((tmp_path / f"out.{rank}.json").read_text()) for rank in range(world_size)]
-    copy_bytes = sum(4 * rows * columns for rows, columns in SHAPES.values())
+    copy_bytes = sum(4 * 2 * rows * columns for rows, columns in SHAPES.values())
     assert all(result["grown"] < copy_bytes for result in results), (results, copy_bytes)
     assert all(result["zeroed"] for result in results[1:])
 
