@@ -149,7 +149,8 @@ def test_mutated_examples_never_escape(scratch, fmt, mutation):
     victim.write_bytes(_mutate(victim.read_bytes(), *mutation))
     events = events_of(target)
     check_line_accounting(target, events)
-    if target.is_file():  # the format's own parser too, even when an earlier format now claims the file
+    if target.is_file() and MODULES[fmt].unit == "file":  # the format's own parser too, even when an earlier format
+        # now claims the file (database formats read a snapshot, not the bytes: detect above already ran them)
         module = MODULES[fmt]
         try:
             source = SourceFile.open(target)
