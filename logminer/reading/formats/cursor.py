@@ -113,17 +113,22 @@ def _conversation(database: Database, info: dict[str, Any], bubbles: list[Any]) 
     flags: set[str] = set()
     turns: list[Turn] = []
     model = (info.get("modelConfig") or {}).get("modelName") if isinstance(info.get("modelConfig"), dict) else None
+    read = 0
     for bubble in bubbles:
         role = ROLES.get(bubble.get("type")) if isinstance(bubble, dict) else None
         if role is None:
-            yield Rejected(database.path, 0, f"cursor bubble of unknown type {bubble.get('type') if isinstance(bubble, dict) else bubble!r}")
+            kind = bubble.get("type") if isinstance(bubble, dict) else type(bubble).__name__
+            yield Rejected(database.path, 0, f"cursor bubble of unknown type {kind!r}")
             continue
+        read += 1
         turns += _bubble_turns(role, bubble)
         model = bubble.get("modelType") or (bubble.get("modelInfo") or {}).get("modelName") or model
+    if not read:
+        return
     session_id = str(info.get("composerId") or info.get("tabId") or "")
     title = info.get("name") or info.get("chatTitle")
     yield Session(
-        session_id=session_id, agent=NAME, source_file=database.path, turns=turns, records=len(bubbles),
+        session_id=session_id, agent=NAME, source_file=database.path, turns=turns, records=read,
         model=model if isinstance(model, str) and model != "default" else None,
         started_at=epoch_iso(info.get("createdAt")), ended_at=epoch_iso(info.get("lastUpdatedAt") or info.get("lastSendTime")),
         flags=session_flags(turns, flags), metadata={"title": title} if isinstance(title, str) else {},
