@@ -122,6 +122,15 @@ def source_names() -> tuple[str, ...]:
     return (*agent_sources(), "all")
 
 
+def source_help() -> str:
+    """Where each `--source` looks, from its folder finder's docstring ("--source NAME: where ..."), one line each."""
+    lines = []
+    for name, source in agent_sources().items():
+        text = " ".join((source.folders.__doc__ or "").split())
+        lines.append(f"  {name}: {text.removeprefix(f'--source {name}: ')}")
+    return "\n".join(lines)
+
+
 def default_folders(agent: str, *, home: Path | None = None, env: Mapping[str, str] | None = None,
                     platform: str | None = None) -> list[Path]:
     """Every folder where `agent` may keep logs on this system (existing or not), most likely first."""

@@ -13,6 +13,9 @@ wire.jsonl (protocol_version 1.4/1.5; layout as documented by public readers and
   recorded again as context.append_message), `turn.*`, `usage.record`, `token_counting.*`, `permission.*`,
   `profile.bind`, `plugin.*`, `runtime.*`, `tools.*`, ...; unknown types: "unknown kimi-code line type X".
 `state.json` (title, agents, workDir, lastPrompt) is the session's sidecar: acknowledged (Skipped), not a transcript.
+A whole session folder (`state.json` + `agents/`) is read as a folder: each agent's wire.jsonl as above, and the
+`tool-results/` (full text of outputs the wire holds truncated, as the model saw them), `media/` and `logs/` files
+are acknowledged instead of being read as documents of their own.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 from logminer.reading.formats.common import content_text, make_tool_call, normal_role, session_flags
 from logminer.reading.formats.jsondoc import first_dict, head_objects, iter_json_lines, iso_from_epoch_ms, stable_id
 from logminer.reading.registry import AgentSource, Format
-from logminer.reading.sources import SourceFile
+from logminer.reading.sources import SourceError, SourceFile
 from logminer.schema import Rejected, Session, Skipped, Turn
 
 NAME = "kimi-code"
@@ -36,6 +39,8 @@ BOOKKEEPING_PREFIXES = ("llm.", "config.", "turn.", "usage.", "token_counting.",
                         "micro_compaction.", "context.")
 LOOP_EVENTS = ("step.begin", "step.end", "content.part", "tool.call", "tool.result")
 STATE_KEYS = {"agents", "createdAt"}
+SIDECARS = {"tool-results": "kimi-code tool-result file (full output; the model saw the wire.jsonl copy)",
+            "media": "kimi-code media attachment", "logs": "kimi-code runtime log"}
 STATE_SKIP = "kimi-code state.json sidecar (session title and agents; not a transcript)"
 Event = Session | Skipped | Rejected
 
@@ -107,6 +112,29 @@ def parse(source: SourceFile) -> Iterator[Event]:
         skipped.setdefault("kimi-code loop events with no text", []).extend(number for number, _, _ in used)
     for reason, numbers in skipped.items():
         yield Skipped(source.path, numbers[0], reason, records=len(numbers))
+
+
+def sniff_dir(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "state.json")) and os.path.isdir(os.path.join(path, "agents"))
+
+
+def parse_dir(path: str) -> Iterator[Event]:
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        area = Path(os.path.relpath(root, path)).parts
+        for name in sorted(files):
+            file_path = os.path.join(root, name)
+            if name == "wire.jsonl" or (root == path and name == "state.json"):
+                try:
+                    yield from parse(SourceFile.open(file_path))
+                except SourceError as error:
+                    yield Rejected(file_path, 0, error.reason)
+            elif len(area) >= 3 and area[0] == "agents" and area[2] in SIDECARS:
+                yield Skipped(file_path, 0, SIDECARS[area[2]])
+            elif area and area[0] in SIDECARS:
+                yield Skipped(file_path, 0, SIDECARS[area[0]])
+            else:
+                yield Rejected(file_path, 0, "not a file of a kimi-code session folder")
 
 
 def _skip_reason(kind: str) -> str:
@@ -197,4 +225,5 @@ def _kimi_folders(home: Path, env: Mapping[str, str], platform: str) -> list[Pat
     return [root / "sessions"]
 
 
-FORMAT = Format(NAME, RECORD_UNIT, sniff=sniff, parse=parse, sources=(AgentSource("kimi", _kimi_folders),))
+FORMAT = Format(NAME, RECORD_UNIT, sniff=sniff, parse=parse, sniff_dir=sniff_dir, parse_dir=parse_dir,
+                sources=(AgentSource("kimi", _kimi_folders),))

@@ -71,3 +71,16 @@ def test_source_folders_finds_existing_and_reports_missing(tmp_path):
         source_folders("claude", home=tmp_path, env={}, platform="linux")
     with pytest.raises(AgentSourceError, match="unknown agent"):
         default_folders("vim", home=tmp_path, env={})
+
+
+def test_ingest_help_lists_every_source_and_its_folders():
+    from click.testing import CliRunner
+
+    from logminer.cli import main
+    from logminer.reading.registry import source_help, source_names
+
+    text = CliRunner().invoke(main, ["ingest", "--help"]).output
+    for name in source_names()[:-1]:
+        assert f"  {name}: " in source_help() and f"{name}:" in text, name
+    for folder in ("~/.copilot", "~/.kimi-code/sessions", "opencode.db", "Block.block.goose", "state.vscdb"):
+        assert folder in text, folder

@@ -1,4 +1,4 @@
-"""Goose `sessions.db` and legacy session JSONL, built from block/goose's schema and content blocks."""
+"""Goose `sessions.db`, built from block/goose's schema and content blocks (legacy JSONL: test_goose_legacy)."""
 
 from __future__ import annotations
 
@@ -67,13 +67,6 @@ def test_sessions_db(tmp_path):
     assert session.turns[2].name == "developer__shell"
     assert session.started_at == "2026-01-01T10:00:00Z" and session.metadata["title"] == "hello session"
     assert result.records == 5 and "goose message hidden from the model (agentVisible: false)" in result.reasons()
-
-
-def test_legacy_jsonl(tmp_path):
-    result = read(write_legacy(tmp_path / "hello.jsonl"))
-    assert result.formats == {"goose-jsonl"} and not result.rejected
-    assert [t.role for t in result.sessions[0].turns] == ["user", "assistant", "tool", "assistant"]
-    assert result.sessions[0].session_id == "hello" and result.records == 5
 
 
 def test_planted_secret_never_reaches_output(tmp_path):

@@ -67,6 +67,19 @@ def test_fixture_steps_become_assistant_turns(tmp_path):
     assert result.records == 15  # 14 wire lines + the state.json
 
 
+def test_session_folder_acknowledges_tool_results_media_and_logs(tmp_path):
+    session = write_wire(tmp_path) / "session_1234"
+    for relative in ("agents/main/tool-results/Glob-Glob_0-1.txt", "media/shot.png", "logs/run.log"):
+        (session / relative).parent.mkdir(parents=True, exist_ok=True)
+        (session / relative).write_text("long output\n" * 3)
+    (session / "stray.txt").write_text("?")
+    result = read(tmp_path)
+    assert len(result.sessions) == 1 and result.formats == {"kimi-code"}
+    assert {"kimi-code media attachment", "kimi-code runtime log"} <= result.reasons()
+    assert [r.reason for r in result.rejected] == ["not a file of a kimi-code session folder"]
+    assert result.records == 15 + 4
+
+
 def test_planted_secret_never_reaches_output(tmp_path):
     write_wire(tmp_path / "logs", text=SECRET_TEXT)
     assert_secret_never_output(tmp_path / "logs", tmp_path / "out")
