@@ -73,7 +73,7 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
             turns.append(Turn(role="tool", text=text, name=kind.lower(), is_error=value.get("status") == "ERROR",
                               timestamp=stamp))
         else:
-            skipped.setdefault(f"unknown antigravity step type {kind}", []).append(number)
+            skipped.setdefault(f"unknown antigravity step type {kind} (source {value.get('source')})", []).append(number)
             continue
         used.append((number, start, end))
     link_tool_results(turns)

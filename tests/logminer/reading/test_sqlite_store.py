@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -34,10 +35,12 @@ def test_a_live_wal_database_is_read_without_touching_it(tmp_path):
     writer.commit()
     assert (tmp_path / "crush.db-wal").stat().st_size > 0 and (tmp_path / "crush.db-shm").exists()
     before = fingerprint(tmp_path)
+    snapshots = set(Path(tempfile.gettempdir()).glob("logminer-sqlite-*"))
 
     result = read(tmp_path)
 
     assert fingerprint(tmp_path) == before  # db, -wal and -shm: same bytes, same mtime, no new file
+    assert set(Path(tempfile.gettempdir()).glob("logminer-sqlite-*")) == snapshots  # the private copy is gone
     texts = [t.text for s in result.sessions for t in s.turns]
     assert "only in the WAL" in texts  # the committed WAL transaction is seen
     assert {r.reason for r in result.skipped} >= {"SQLite write-ahead log of crush.db (read with it)",

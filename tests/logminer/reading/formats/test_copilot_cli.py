@@ -71,3 +71,19 @@ def test_events_fixture_maps_turns_and_counts_unknown_types(tmp_path):
 def test_planted_secret_never_reaches_output(tmp_path):
     write_events(tmp_path / "logs" / "s1", text=SECRET_TEXT)
     assert_secret_never_output(tmp_path / "logs", tmp_path / "out")
+
+
+def test_legacy_session_with_chat_messages_prefers_them_and_hides_secrets(tmp_path):
+    session = {"sessionId": "s-1", "startTime": "2025-10-11T12:54:52.206Z",
+               "chatMessages": [{"role": "user", "content": SECRET_TEXT},
+                                {"role": "assistant", "content": "ok", "tool_calls": [
+                                    {"id": "t1", "type": "function",
+                                     "function": {"name": "bash", "arguments": json.dumps({"c": SECRET_TEXT})}}]},
+                                {"role": "tool", "tool_call_id": "t1", "content": SECRET_TEXT}],
+               "timeline": [{"id": "1", "timestamp": "2025-10-11T12:54:53Z", "type": "user", "text": SECRET_TEXT}]}
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "session_s-1.json").write_text(json.dumps(session, indent=2))
+    result = read(tmp_path / "in")
+    assert [t.role for t in result.sessions[0].turns] == ["user", "assistant", "tool"] and result.records == 4
+    assert "copilot-cli timeline (a display copy of chatMessages)" in result.reasons()
+    assert_secret_never_output(tmp_path / "in", tmp_path / "out")
