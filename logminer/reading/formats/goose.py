@@ -2,8 +2,10 @@
 
 Read from block/goose (crates/goose/src/session/session_manager.rs: schema and migrations;
 crates/goose/src/conversation/message.rs: content blocks):
-- `sessions(id, name | description, working_dir, created_at, updated_at, session_type, ...)` and
-  `messages(id, session_id, role: user|assistant, content_json, created_timestamp (epoch seconds), metadata_json)`.
+- `sessions(id, name | description, working_dir, created_at, updated_at, session_type, parent_session_id,
+  model_config_json, ...)` and `messages(id | message_id, session_id, role: user|assistant, content_json,
+  created_timestamp (epoch seconds), metadata_json)`; columns vary across schema versions, so only those present
+  are read, and messages are ordered by insertion (rowid).
   Newer rows carry `metadata_json.agentVisible`; a row the model never saw (false) is Skipped.
 - `content_json`: a list of blocks tagged by `type`: `text{text}`, `toolRequest{id, toolCall{status, value{name,
   arguments}} | {status: error, error}}`, `toolResponse{id, toolResult{status, value: {content: [..]} | [..]} |
@@ -40,10 +42,11 @@ def sniff(database: Database) -> bool:
 
 
 def parse(database: Database) -> Iterator[Event]:
-    columns = ("id", "name", "description", "working_dir", "created_at", "updated_at", "session_type")
+    columns = ("id", "name", "description", "working_dir", "created_at", "updated_at", "session_type",
+               "parent_session_id", "model_config_json")
     for info in database.select("sessions", columns, "ORDER BY created_at, id"):
-        rows = database.select("messages", ("id", "role", "content_json", "created_timestamp", "metadata_json"),
-                               "WHERE session_id = ? ORDER BY id", (info["id"],))
+        rows = database.select("messages", ("id", "message_id", "role", "content_json", "created_timestamp",
+                                            "metadata_json"), "WHERE session_id = ? ORDER BY rowid", (info["id"],))
         builder = GooseTurns()
         hidden = 0
         for row in rows:
@@ -51,21 +54,34 @@ def parse(database: Database) -> Iterator[Event]:
                 content = loads(row["content_json"] or "[]")
                 metadata = loads(row["metadata_json"]) if row["metadata_json"] else {}
             except (json.JSONDecodeError, TypeError) as error:
-                yield Rejected(database.path, 0, f"goose message {row['id']}: not JSON ({error})")
+                yield Rejected(database.path, 0, f"goose message {row['id'] or row['message_id']}: not JSON ({error})")
                 continue
             if isinstance(metadata, dict) and metadata.get("agentVisible") is False:
                 hidden += 1
                 continue
             problem = builder.add(row["role"], content, epoch_iso(row["created_timestamp"]))
             if problem:
-                yield Rejected(database.path, 0, f"goose message {row['id']}: {problem}")
+                yield Rejected(database.path, 0, f"goose message {row['id'] or row['message_id']}: {problem}")
         if hidden:
             yield Skipped(database.path, 0, HIDDEN, records=hidden)
         if builder.records:
             title = info["name"] or info["description"]
             metadata = {"title": title, "cwd": info["working_dir"], "session_type": info["session_type"]}
-            yield builder.session(str(info["id"]), database.path, {k: v for k, v in metadata.items() if v},
-                                  _stamp(info["created_at"]), _stamp(info["updated_at"]))
+            session = builder.session(str(info["id"]), database.path, {k: v for k, v in metadata.items() if v},
+                                      _stamp(info["created_at"]), _stamp(info["updated_at"]))
+            session.parent_session_id = info["parent_session_id"] or None
+            session.model = _model(info["model_config_json"])
+            yield session
+
+
+def _model(config: Any) -> str | None:
+    """sessions.model_config_json (newer schemas): {model_name, ...}."""
+    try:
+        value = loads(config) if isinstance(config, str) else None
+    except json.JSONDecodeError:
+        return None
+    name = value.get("model_name") if isinstance(value, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def _stamp(value: Any) -> str | None:

@@ -110,8 +110,9 @@ def _v1_history(database: Database, session: Session) -> Iterator[Rejected]:
 def _v2_rows(database: Database, session_id: str) -> list[dict[str, Any]]:
     if "session_message" not in database.tables:
         return []
+    order = "seq, id" if "seq" in database.columns("session_message") else "time_created, id"  # seq: later 2.x
     return list(database.select("session_message", ("id", "type", "time_created", "data"),
-                                "WHERE session_id = ? ORDER BY seq, id", (session_id,)))
+                                f"WHERE session_id = ? ORDER BY {order}", (session_id,)))
 
 
 def _v2_history(database: Database, session: Session, rows: list[dict[str, Any]]) -> Iterator[Event]:

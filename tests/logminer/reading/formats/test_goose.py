@@ -69,6 +69,28 @@ def test_sessions_db(tmp_path):
     assert result.records == 5 and "goose message hidden from the model (agentVisible: false)" in result.reasons()
 
 
+def test_newer_schema_columns(tmp_path):
+    """Later schema versions: message_id instead of id, parent_session_id, model_config_json."""
+    db = tmp_path / "sessions.db"
+    connection = sqlite3.connect(db)
+    connection.executescript(
+        "CREATE TABLE sessions (id TEXT PRIMARY KEY, name TEXT, working_dir TEXT, created_at TEXT, updated_at TEXT,"
+        " session_type TEXT, parent_session_id TEXT, model_config_json TEXT);"
+        "CREATE TABLE messages (message_id TEXT, session_id TEXT, role TEXT, content_json TEXT,"
+        " created_timestamp INTEGER, metadata_json TEXT);")
+    connection.execute("INSERT INTO sessions VALUES ('20260902_3', 'sub', '/w', '2026-09-02 08:00:00',"
+                       " '2026-09-02 08:01:00', 'sub_agent', '20260902_1', '{\"model_name\": \"gpt-5.2\"}')")
+    for index, (role, content, metadata) in enumerate(goose_messages("hi")):
+        connection.execute("INSERT INTO messages VALUES (?, '20260902_3', ?, ?, 1788336000, ?)",
+                           (f"msg_{index}", role, json.dumps(content), json.dumps(metadata)))
+    connection.commit()
+    connection.close()
+    result = read(db)
+    session, = result.sessions
+    assert session.parent_session_id == "20260902_1" and session.model == "gpt-5.2"
+    assert [t.role for t in session.turns] == ["user", "assistant", "tool", "assistant"] and result.records == 5
+
+
 def test_planted_secret_never_reaches_output(tmp_path):
     folder = tmp_path / "sessions"
     folder.mkdir()
