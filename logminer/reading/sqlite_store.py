@@ -73,12 +73,15 @@ class Database:
             self._columns[table] = frozenset(row[1] for row in rows)
         return self._columns[table]
 
-    def select(self, table: str, wanted: tuple[str, ...], tail: str = "",
-               parameters: tuple[Any, ...] = ()) -> Iterator[dict[str, Any]]:
-        """Rows of `table` as dicts of the `wanted` columns; a column this version of the store lacks reads None."""
+    def select(self, table: str, wanted: tuple[str, ...], where: str = "", parameters: tuple[Any, ...] = (),
+               order: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
+        """Rows of `table` as dicts of the `wanted` columns, in `order` (the columns of it that exist, then insertion
+        order): stores add and rename columns across versions, and a column this version lacks reads None."""
         have = self.columns(table)
         fields = ", ".join(f'"{name}"' if name in have else f'NULL AS "{name}"' for name in wanted)
-        for row in self.rows(f'SELECT {fields} FROM "{table}" {tail}', parameters):
+        keys = ", ".join([*(f'"{name}"' for name in order if name in have), "rowid"])
+        clause = f"WHERE {where} " if where else ""
+        for row in self.rows(f'SELECT {fields} FROM "{table}" {clause}ORDER BY {keys}', parameters):
             yield dict(zip(wanted, row))
 
     def rows(self, sql: str, parameters: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:

@@ -35,7 +35,7 @@ def sniff(database: Database) -> bool:
 
 
 def parse(database: Database) -> Iterator[Event]:
-    for info in database.select("sessions", SESSION_COLUMNS, "ORDER BY created_at, rowid"):
+    for info in database.select("sessions", SESSION_COLUMNS, order=("created_at",)):
         yield from _session(database, info)
     orphans = next(database.rows("SELECT count(*) FROM messages WHERE session_id NOT IN (SELECT id FROM sessions)"))
     if orphans[0]:
@@ -48,7 +48,7 @@ def _session(database: Database, info: dict[str, Any]) -> Iterator[Event]:
     turns: list[Turn] = []
     records = 0
     model = None
-    rows = database.select("messages", MESSAGE_COLUMNS, "WHERE session_id = ? ORDER BY created_at, rowid", (info["id"],))
+    rows = database.select("messages", MESSAGE_COLUMNS, "session_id = ?", (info["id"],), order=("created_at",))
     for row in rows:
         try:
             parts = loads(row["parts"] or "[]")

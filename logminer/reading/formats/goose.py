@@ -44,9 +44,9 @@ def sniff(database: Database) -> bool:
 def parse(database: Database) -> Iterator[Event]:
     columns = ("id", "name", "description", "working_dir", "created_at", "updated_at", "session_type",
                "parent_session_id", "model_config_json")
-    for info in database.select("sessions", columns, "ORDER BY created_at, id"):
+    for info in database.select("sessions", columns, order=("created_at", "id")):
         rows = database.select("messages", ("id", "message_id", "role", "content_json", "created_timestamp",
-                                            "metadata_json"), "WHERE session_id = ? ORDER BY rowid", (info["id"],))
+                                            "metadata_json"), "session_id = ?", (info["id"],))
         builder = GooseTurns()
         hidden = 0
         for row in rows:

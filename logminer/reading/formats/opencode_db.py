@@ -49,7 +49,7 @@ def parse(database: Database) -> Iterator[Event]:
     for table in ("session", "session_v2"):
         if table not in database.tables:
             continue
-        for info in database.select(table, SESSION_COLUMNS, "ORDER BY time_created, id"):
+        for info in database.select(table, SESSION_COLUMNS, order=("time_created", "id")):
             if info["id"] in seen:
                 continue
             seen.add(info["id"])
@@ -83,16 +83,16 @@ def _load(database: Database, what: str, row_id: Any, data: Any) -> dict[str, An
 
 def _v1_history(database: Database, session: Session) -> Iterator[Rejected]:
     parts: dict[str, list[dict[str, Any]]] = {}
-    for row in database.select("part", ("id", "message_id", "data"), "WHERE session_id = ? ORDER BY message_id, id",
-                               (session.session_id,)):
+    for row in database.select("part", ("id", "message_id", "data"), "session_id = ?", (session.session_id,),
+                               order=("message_id", "id")):
         part = _load(database, "part", row["id"], row["data"])
         if isinstance(part, Rejected):
             yield part
             continue
         parts.setdefault(row["message_id"], []).append({**part, "id": row["id"]})
         session.records += 1
-    for row in database.select("message", ("id", "data"), "WHERE session_id = ? ORDER BY time_created, id",
-                               (session.session_id,)):
+    for row in database.select("message", ("id", "data"), "session_id = ?", (session.session_id,),
+                               order=("time_created", "id")):
         message = _load(database, "message", row["id"], row["data"])
         if isinstance(message, Rejected):
             yield message
@@ -110,9 +110,8 @@ def _v1_history(database: Database, session: Session) -> Iterator[Rejected]:
 def _v2_rows(database: Database, session_id: str) -> list[dict[str, Any]]:
     if "session_message" not in database.tables:
         return []
-    order = "seq, id" if "seq" in database.columns("session_message") else "time_created, id"  # seq: later 2.x
-    return list(database.select("session_message", ("id", "type", "time_created", "data"),
-                                f"WHERE session_id = ? ORDER BY {order}", (session_id,)))
+    return list(database.select("session_message", ("id", "type", "time_created", "data"), "session_id = ?",
+                                (session_id,), order=("seq", "time_created", "id")))  # seq: later 2.x only
 
 
 def _v2_history(database: Database, session: Session, rows: list[dict[str, Any]]) -> Iterator[Event]:
