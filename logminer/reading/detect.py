@@ -109,8 +109,11 @@ def read_database(path: str, formats: tuple[Format, ...]) -> Iterator[tuple[str 
                 yield None, Rejected(path, 0, foreign_reason(database))
                 return
             name = fmt.name
-            for event in fmt.parse(database):
+            count = 0
+            for count, event in enumerate(fmt.parse(database), 1):
                 yield name, event
+            if not count:  # so that inspect and the report still show the file
+                yield name, Skipped(path, 0, f"{name} database with no conversations", records=0)
     except DatabaseError as error:
         yield name, Rejected(path, 0, error.reason)
     except sqlite3.Error as error:  # a corrupt page met outside Database.rows

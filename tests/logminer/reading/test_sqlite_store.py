@@ -121,3 +121,9 @@ def test_a_truncated_database_names_the_reason(tmp_path):
     result = read(db)
     assert result.rejected and all("malformed" in r.reason or "not a readable" in r.reason or "cannot read" in r.reason
                                    for r in result.rejected)
+
+
+def test_an_empty_store_is_reported_not_dropped(tmp_path):
+    db = write_crush_db(tmp_path / "crush.db", sessions=0)
+    result = read(db)
+    assert [(s.reason, s.records) for s in result.skipped] == [("crush database with no conversations", 0)]
