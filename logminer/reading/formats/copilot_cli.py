@@ -161,15 +161,20 @@ def _legacy(source: SourceFile) -> Iterator[Event]:
     except DocumentError as error:
         yield rejected_document(source, error)
         return
+    if not isinstance(document, dict):
+        yield Rejected(source.path, 0, "copilot-cli session: not a JSON object")
+        return
     messages = document.get("chatMessages") if isinstance(document.get("chatMessages"), list) else []
     timeline = document.get("timeline") if isinstance(document.get("timeline"), list) else []
     builder = _Builder()
+    kept = 0
     if messages:
         for message in messages:
             turn = openai_message_turn(message, builder.flags) if isinstance(message, dict) else None
             if turn is None:
                 yield Rejected(source.path, 0, "copilot-cli chatMessages item: not a chat message")
                 continue
+            kept += 1
             builder.turns.append(turn)
         if timeline:
             yield Skipped(source.path, 0, "copilot-cli timeline (a display copy of chatMessages)", records=len(timeline))
@@ -179,6 +184,7 @@ def _legacy(source: SourceFile) -> Iterator[Event]:
         for item in timeline:
             kind = item.get("type") if isinstance(item, dict) else None
             stamp = item.get("timestamp") if isinstance(item, dict) else None
+            kept += kind in ("user", "copilot", "tool_call_completed")
             if kind == "user":
                 builder.turns.append(Turn(role="user", text=str(item.get("text") or ""), timestamp=_stamp(stamp)))
                 current = None
@@ -200,12 +206,10 @@ def _legacy(source: SourceFile) -> Iterator[Event]:
                 yield Rejected(source.path, 0, f"copilot-cli timeline item of unknown type {kind!r}")
         if notes:
             yield Skipped(source.path, 0, "copilot-cli timeline notes (info / warning / error shown in the UI)", records=notes)
-    if builder.turns:
-        records = len(messages) if messages else sum(1 for i in timeline if isinstance(i, dict) and i.get("type") in
-                                                      ("user", "copilot", "tool_call_completed"))
+    if kept:
         stamps = [t.timestamp for t in builder.turns if t.timestamp]
         yield Session(session_id=str(document.get("sessionId") or stable_id(NAME, source.path)), agent=NAME,
-                      source_file=source.path, turns=builder.turns, records=records,
+                      source_file=source.path, turns=builder.turns, records=kept,
                       started_at=document.get("startTime") if isinstance(document.get("startTime"), str) else None,
                       ended_at=stamps[-1] if stamps else None, flags=session_flags(builder.turns, builder.flags),
                       metadata={"layout": "legacy-json"})

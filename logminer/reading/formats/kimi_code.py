@@ -208,9 +208,9 @@ class _Steps:
         else:  # tool.result
             result = event.get("result") if isinstance(event.get("result"), dict) else {}
             call_id = str(event.get("toolCallId") or "") or None
-            self.results.append(Turn(role="tool", text=content_text(result.get("output")), tool_call_id=call_id,
-                                     name=self.names.get(call_id or ""), is_error=bool(result.get("isError")),
-                                     timestamp=stamp))
+            turn = Turn(role="tool", text=content_text(result.get("output")), tool_call_id=call_id,
+                        name=self.names.get(call_id or ""), is_error=bool(result.get("isError")), timestamp=stamp)
+            (self.results if self.step is not None else self.turns).append(turn)  # a late result: after its step
         return None
 
     def _current(self, stamp: str | None) -> Turn:
