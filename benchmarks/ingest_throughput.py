@@ -205,6 +205,16 @@ def measure(inputs: Path, out_dir: Path, jobs: int = 1) -> dict:
     return stats
 
 
+def reading_rate(inputs: Path) -> float:
+    """MB per CPU-second of the readers alone (detect + parse, no redaction or writing), in a child process."""
+    code = ("import sys, time\nfrom logminer.reading.detect import read_inputs\n"
+            "start = time.process_time()\nfor _ in read_inputs([sys.argv[1]]): pass\n"
+            "print(time.process_time() - start)")
+    result = subprocess.run([sys.executable, "-c", code, str(inputs)], capture_output=True, text=True, check=True,
+                            cwd=ROOT)
+    return folder_bytes(inputs) / 1e6 / max(float(result.stdout.strip().splitlines()[-1]), 1e-9)
+
+
 def show(label: str, stats: dict) -> None:
     totals = stats["totals"]
     print(f"{label}: {stats['input_mb']:.1f} MB in {stats['seconds']:.2f} s = "
@@ -239,6 +249,8 @@ def main() -> None:
             stats = measure(corpus, scratch / f"generated{count}", count)
             jsonl_rate[count] = stats["input_mb"] / stats["seconds"]
             show(f"generated corpus, jobs={count}", stats)
+        jsonl_reading = reading_rate(corpus)
+        print(f"  readers alone on the JSONL corpus: {jsonl_reading:.1f} MB per CPU-second")
         if args.keep is None:
             shutil.rmtree(corpus, ignore_errors=True)
         if args.sqlite_mb:
@@ -252,6 +264,9 @@ def main() -> None:
                 show(f"SQLite stores, jobs={count}", stats)
                 print(f"  SQLite / JSONL throughput at jobs={count}: "
                       f"{stats['input_mb'] / stats['seconds'] / jsonl_rate[count]:.2f}x")
+            reading = reading_rate(stores)
+            print(f"  readers alone on the SQLite stores: {reading:.1f} MB per CPU-second "
+                  f"({reading / jsonl_reading:.2f}x the JSONL readers)")
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"(benchmark driver peak RSS {own:.0f} MB; target: >= 20 MB/s end to end on 2 cores)")
 
