@@ -73,7 +73,8 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
             turns.append(Turn(role="tool", text=text, name=kind.lower(), is_error=value.get("status") == "ERROR",
                               timestamp=stamp))
         else:
-            skipped.setdefault(f"unknown antigravity step type {kind} (source {value.get('source')})", []).append(number)
+            reason = f"unknown antigravity step type {kind} (source {value.get('source')})"
+            skipped.setdefault(reason, []).append(number)
             continue
         used.append((number, start, end))
     link_tool_results(turns)

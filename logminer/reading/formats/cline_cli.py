@@ -75,7 +75,8 @@ def _messages(file_path: str, session_id: str, metadata: dict[str, Any]) -> Iter
             yield Rejected(file_path, 0, f"message {index}: not a user/assistant message")
             continue
         kept += 1
-        turns += anthropic_turns(message["role"], message.get("content"), flags, names, iso_from_epoch_ms(message.get("ts")))
+        stamp = iso_from_epoch_ms(message.get("ts"))
+        turns += anthropic_turns(message["role"], message.get("content"), flags, names, stamp)
         info = message.get("modelInfo") if isinstance(message.get("modelInfo"), dict) else {}
         model = info.get("id") or info.get("modelId") or model
     if not kept:

@@ -34,7 +34,8 @@ def _is_session(value: Any) -> bool:
 
 
 def _is_index(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) and INDEX_KEYS <= v.keys() for v in value[:3])
+    return isinstance(value, list) and bool(value) and \
+        all(isinstance(v, dict) and INDEX_KEYS <= v.keys() for v in value[:3])
 
 
 def sniff(source: SourceFile) -> bool:
@@ -89,9 +90,10 @@ def parse(source: SourceFile) -> Iterator[Event]:
     for position, states in reversed(pending):  # results recorded only in toolCallStates, after their call
         results = [_state_turn(s) for s in states if isinstance(s, dict) and s.get("toolCallId") not in answered]
         turns[position:position] = [r for r in results if r is not None]
+    model = document.get("chatModelTitle")
     if kept:
         yield Session(session_id=str(document["sessionId"]), agent=NAME, source_file=source.path, turns=turns,
-                      records=kept, model=document.get("chatModelTitle") if isinstance(document.get("chatModelTitle"), str) else None,
+                      records=kept, model=model if isinstance(model, str) else None,
                       flags=session_flags(turns, flags),
                       metadata={k: document[k] for k in ("title", "workspaceDirectory", "mode")
                                 if isinstance(document.get(k), str)})

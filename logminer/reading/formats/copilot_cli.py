@@ -107,7 +107,8 @@ def _events(source: SourceFile) -> Iterator[Event]:
             continue
         kind, data, stamp = value["type"], value["data"], value.get("timestamp")
         if kind == "user.message":
-            text = data.get("transformedContent") if isinstance(data.get("transformedContent"), str) else data.get("content")
+            text = data.get("transformedContent")
+            text = text if isinstance(text, str) else data.get("content")
             builder.turns.append(Turn(role="user", text=content_text(text), timestamp=_stamp(stamp)))
         elif kind == "system.message":
             builder.turns.append(Turn(role="system", text=content_text(data.get("content")), timestamp=_stamp(stamp)))
@@ -134,7 +135,8 @@ def _events(source: SourceFile) -> Iterator[Event]:
         folder = os.path.basename(os.path.dirname(source.path))
         session_id = meta.get("sessionId") or (folder if source.path.endswith("events.jsonl") else None)
         stamps = [t.timestamp for t in builder.turns if t.timestamp]
-        metadata = {"cwd": context.get("cwd"), "branch": context.get("branch"), "cli_version": meta.get("copilotVersion")}
+        metadata = {"cwd": context.get("cwd"), "branch": context.get("branch"),
+                    "cli_version": meta.get("copilotVersion")}
         yield Session(
             session_id=str(session_id or stable_id(NAME, source.path)), agent=NAME, source_file=source.path,
             turns=builder.turns, line_start=used[0][0], line_end=used[-1][0], byte_start=used[0][1],
@@ -177,7 +179,8 @@ def _legacy(source: SourceFile) -> Iterator[Event]:
             kept += 1
             builder.turns.append(turn)
         if timeline:
-            yield Skipped(source.path, 0, "copilot-cli timeline (a display copy of chatMessages)", records=len(timeline))
+            yield Skipped(source.path, 0, "copilot-cli timeline (a display copy of chatMessages)",
+                          records=len(timeline))
     else:
         notes = 0
         current: Turn | None = None  # the assistant turn that later tool calls (with no text between) belong to
@@ -199,13 +202,15 @@ def _legacy(source: SourceFile) -> Iterator[Event]:
                 current.tool_calls.append(call)
                 builder.names[call.id or ""] = call.name
                 result = item.get("result") if isinstance(item.get("result"), dict) else {}
-                builder.result(call.id, str(result.get("log") or ""), result.get("type") not in (None, "success"), stamp)
+                failed = result.get("type") not in (None, "success")
+                builder.result(call.id, str(result.get("log") or ""), failed, stamp)
             elif kind in TIMELINE_NOTES:
                 notes += 1
             else:
                 yield Rejected(source.path, 0, f"copilot-cli timeline item of unknown type {kind!r}")
         if notes:
-            yield Skipped(source.path, 0, "copilot-cli timeline notes (info / warning / error shown in the UI)", records=notes)
+            yield Skipped(source.path, 0, "copilot-cli timeline notes (info / warning / error shown in the UI)",
+                          records=notes)
     if kept:
         stamps = [t.timestamp for t in builder.turns if t.timestamp]
         yield Session(session_id=str(document.get("sessionId") or stable_id(NAME, source.path)), agent=NAME,

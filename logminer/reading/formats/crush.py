@@ -31,7 +31,8 @@ Event = Session | Skipped | Rejected
 
 
 def sniff(database: Database) -> bool:
-    return {"sessions", "messages"} <= database.tables and {"parts", "role", "session_id"} <= database.columns("messages")
+    tables = database.tables
+    return {"sessions", "messages"} <= tables and {"parts", "role", "session_id"} <= database.columns("messages")
 
 
 def parse(database: Database) -> Iterator[Event]:

@@ -8,7 +8,7 @@ docs/cursor/storage-reference.md) and the real 2024 sample in ../shared/real-log
   `workbench.panel.aichat.view.aichat.chatdata` = `{tabs: [{tabId, chatTitle, bubbles: [{type: user | ai, text,
   modelType}]}]}`. One session per composer and per chat tab.
 - 2025+, global (`globalStorage/state.vscdb`, table `cursorDiskKV(key, value)`): `composerData:<composerId>` (one
-  conversation: `fullConversationHeadersOnly: [{bubbleId, type}]`, or an inline `conversation`) and
+  conversation: `fullConversationHeadersOnly: [{bubbleId, type}]`, or an inline `conversation` / `conversationMap`) and
   `bubbleId:<composerId>:<bubbleId>` (one message: `type`, `text`, `thinking{text}`, `toolFormerData{name, rawArgs,
   params, result, status, toolCallId}`). A workspace's composer entries that only point there are index entries.
 One record is one bubble (message). Other keys are editor state, not records.
@@ -59,6 +59,10 @@ def _value(database: Database, raw: Any, key: str) -> Any:
         return Rejected(database.path, 0, f"cursor key {key}: value is not JSON ({error})")
 
 
+def _not_object(database: Database, key: str) -> Rejected:
+    return Rejected(database.path, 0, f"cursor key {key}: not an object")
+
+
 def _item_table(database: Database) -> Iterator[Event]:
     if "ItemTable" not in database.tables:
         return
@@ -66,7 +70,7 @@ def _item_table(database: Database) -> Iterator[Event]:
                                   (CHAT_KEY, COMPOSERS_KEY)):
         value = _value(database, raw, key)
         if isinstance(value, Rejected) or not isinstance(value, dict):
-            yield value if isinstance(value, Rejected) else Rejected(database.path, 0, f"cursor key {key}: not an object")
+            yield value if isinstance(value, Rejected) else _not_object(database, key)
             continue
         if key == COMPOSERS_KEY:
             for composer in value.get("allComposers") or []:
@@ -87,18 +91,19 @@ def _disk_kv(database: Database) -> Iterator[Event]:
     for key, raw in list(composers):
         composer = _value(database, raw, key)
         if not isinstance(composer, dict):
-            yield composer if isinstance(composer, Rejected) else Rejected(database.path, 0, f"cursor key {key}: not an object")
+            yield composer if isinstance(composer, Rejected) else _not_object(database, key)
             continue
         composer_id = key.split(":", 1)[1]
         bubbles = composer.get("conversation") if isinstance(composer.get("conversation"), list) else []
         for header in composer.get("fullConversationHeadersOnly") or []:
             bubble_key = f"bubbleId:{composer_id}:{header.get('bubbleId') if isinstance(header, dict) else ''}"
             row = next(database.rows("SELECT value FROM cursorDiskKV WHERE key = ?", (bubble_key,)), None)
-            bubble = _value(database, row[0], bubble_key) if row else None
+            inline = composer.get("conversationMap") if isinstance(composer.get("conversationMap"), dict) else {}
+            bubble = _value(database, row[0], bubble_key) if row else inline.get(bubble_key.rsplit(":", 1)[1])
             if isinstance(bubble, Rejected):
                 yield bubble
             elif isinstance(bubble, dict):
-                used += 1
+                used += bool(row)
                 bubbles.append(bubble)
         yield from _conversation(database, {**composer, "composerId": composer_id}, bubbles)
     total = next(database.rows("SELECT count(*) FROM cursorDiskKV WHERE key >= 'bubbleId:' AND key < 'bubbleId;'"))[0]
@@ -130,7 +135,8 @@ def _conversation(database: Database, info: dict[str, Any], bubbles: list[Any]) 
     yield Session(
         session_id=session_id, agent=NAME, source_file=database.path, turns=turns, records=read,
         model=model if isinstance(model, str) and model != "default" else None,
-        started_at=epoch_iso(info.get("createdAt")), ended_at=epoch_iso(info.get("lastUpdatedAt") or info.get("lastSendTime")),
+        started_at=epoch_iso(info.get("createdAt")),
+        ended_at=epoch_iso(info.get("lastUpdatedAt") or info.get("lastSendTime")),
         flags=session_flags(turns, flags), metadata={"title": title} if isinstance(title, str) else {},
     )
 

@@ -119,7 +119,8 @@ def _history(file_path: str, summary: dict[str, Any], folder: str) -> Iterator[E
                       line_start=used[0][0], line_end=used[-1][0], byte_start=used[0][1], byte_end=used[-1][2],
                       records=len(used), model=model or summary.get("current_model_id"),
                       started_at=summary.get("created_at"), ended_at=summary.get("updated_at"),
-                      flags=session_flags(turns, flags), metadata={k: v for k, v in metadata.items() if isinstance(v, str)})
+                      flags=session_flags(turns, flags),
+                      metadata={k: v for k, v in metadata.items() if isinstance(v, str)})
 
 
 def _grok_folders(home: Path, env: Mapping[str, str], platform: str) -> list[Path]:
