@@ -73,9 +73,13 @@ def _item_table(database: Database) -> Iterator[Event]:
             yield value if isinstance(value, Rejected) else _not_object(database, key)
             continue
         if key == COMPOSERS_KEY:
-            for composer in value.get("allComposers") or []:
-                if isinstance(composer, dict) and isinstance(composer.get("conversation"), list):
+            composers = [c for c in value.get("allComposers") or [] if isinstance(c, dict)]
+            for composer in composers:
+                if isinstance(composer.get("conversation"), list):
                     yield from _conversation(database, composer, composer["conversation"])
+            if composers and not any(isinstance(c.get("conversation"), list) for c in composers):
+                yield Skipped(database.path, 0, "cursor workspace composer index (the messages are in "
+                                                "globalStorage/state.vscdb)", records=0)
         else:
             for tab in value.get("tabs") or []:
                 if isinstance(tab, dict) and isinstance(tab.get("bubbles"), list):

@@ -64,6 +64,19 @@ def test_2025_key_value_layout(tmp_path):
     assert "cursor bubbles of no stored composer (or unreadable)" in result.reasons()
 
 
+def test_modern_workspace_database_is_an_index(tmp_path):
+    db = tmp_path / "state.vscdb"
+    connection = sqlite3.connect(db)
+    connection.execute("CREATE TABLE ItemTable (key TEXT UNIQUE ON CONFLICT REPLACE, value BLOB)")
+    index = {"allComposers": [{"composerId": "c1", "name": "chat", "createdAt": 1766691308486}]}
+    connection.execute("INSERT INTO ItemTable VALUES ('composer.composerData', ?)", (json.dumps(index),))
+    connection.commit()
+    connection.close()
+    result = read(db)
+    assert not result.sessions and result.records == 0
+    assert result.reasons() == {"cursor workspace composer index (the messages are in globalStorage/state.vscdb)"}
+
+
 def test_backup_copy_is_acknowledged_not_read_twice(tmp_path):
     db = kv_database(tmp_path / "state.vscdb")
     (tmp_path / "state.vscdb.backup").write_bytes(db.read_bytes())
