@@ -72,6 +72,7 @@ FORMAT_MODULES: tuple[str, ...] = (
     "codex",
     # agents' own stores and CLIs (issue 11): SQLite databases are only offered SQLite files (detect checks the header)
     "opencode_db",
+    "openclaw_db",
     "crush",
     "cursor",
     "goose",
