@@ -10,6 +10,8 @@ events.jsonl (Copilot CLI 0.0.3xx-1.0.x; the real composite sample at 1.0.77): e
 - bookkeeping, Skipped by type: `session.*`, `assistant.turn_start/_end`, `tool.execution_start` (repeats the
   request), `subagent.*`, `hook.*`, `abort`, `system.notification`, ... Types not listed are Skipped once per type
   as "unknown copilot-cli event type X" (the format drifts monthly).
+A session folder `session-state/<uuid>/` is read whole: its events.jsonl as above, and the other files Copilot keeps
+there (workspace.yaml, plan.md, checkpoints/, files/) acknowledged instead of read as documents.
 The 2025 JSON session `{sessionId, startTime, chatMessages[], timeline[]}`: `chatMessages` are OpenAI chat messages
 (the model's view) and win when present; otherwise the `timeline` display copy is read: `user`/`copilot` text items
 and `tool_call_completed{callId, name, arguments, result{type, log}}`; `info`/`warning`/`error` items are UI notes.
@@ -26,7 +28,7 @@ from logminer.reading.formats.common import content_text, make_tool_call, openai
 from logminer.reading.formats.jsondoc import head_objects, iter_json_lines, load_document, DocumentError
 from logminer.reading.formats.jsondoc import rejected_document, stable_id
 from logminer.reading.registry import AgentSource, Format
-from logminer.reading.sources import SourceFile
+from logminer.reading.sources import SourceError, SourceFile
 from logminer.schema import Rejected, Session, Skipped, Turn
 
 NAME = "copilot-cli"
@@ -54,6 +56,31 @@ def sniff(source: SourceFile) -> bool:
     head = source.head.lstrip()  # the JSON session is often longer than the head: look at its first keys
     return head.startswith("{") and not source.is_binary and \
         all(f'"{key}"' in head[:4096] for key in ("sessionId", "startTime", "chatMessages"))
+
+
+def sniff_dir(path: str) -> bool:
+    events = os.path.join(path, "events.jsonl")
+    if not os.path.isfile(events):
+        return False
+    try:
+        return sniff(SourceFile.open(events))
+    except SourceError:
+        return False
+
+
+def parse_dir(path: str) -> Iterator[Event]:
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            file_path = os.path.join(root, name)
+            if root == path and name == "events.jsonl":
+                try:
+                    yield from parse(SourceFile.open(file_path))
+                except SourceError as error:
+                    yield Rejected(file_path, 0, error.reason)
+            else:
+                yield Skipped(file_path, 0, "copilot-cli session workspace file (state, plan, checkpoint), "
+                                            "not conversation")
 
 
 def parse(source: SourceFile) -> Iterator[Event]:
@@ -227,4 +254,5 @@ def _copilot_folders(home: Path, env: Mapping[str, str], platform: str) -> list[
     return [root / "session-state", root / "history-session-state"]
 
 
-FORMAT = Format(NAME, RECORD_UNIT, sniff=sniff, parse=parse, sources=(AgentSource("copilot", _copilot_folders),))
+FORMAT = Format(NAME, RECORD_UNIT, sniff=sniff, parse=parse, sniff_dir=sniff_dir, parse_dir=parse_dir,
+                sources=(AgentSource("copilot", _copilot_folders),))

@@ -82,6 +82,7 @@ def test_folder_formats_claim_their_folders(example_logs):
     assert claimed == {
         "cline/tasks/1736412345678": "cline",
         "cline-cli/sessions/1790762400000_abcde": "cline-cli",
+        "copilot-cli/session-state/0b2a81da-5c1e-4f7a-9a43-2d8e5f6a7b10": "copilot-cli",
         "grok/sessions/%2Fwork%2Fparser/019f6851-7ec4-7ef0-97d3-03f3eee38755": "grok",
         "opencode/storage": "opencode",
         "openhands-v1/conversations/5b2e9c0d41f34a6c8e7d2a1b3c4d5e6f": "openhands-v1",

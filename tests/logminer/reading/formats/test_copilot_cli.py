@@ -68,6 +68,17 @@ def test_events_fixture_maps_turns_and_counts_unknown_types(tmp_path):
     assert result.records == 10
 
 
+def test_session_folder_acknowledges_its_workspace_files(tmp_path):
+    folder = tmp_path / "session-state" / "0b2a81da-aaaa"
+    write_events(folder)
+    (folder / "workspace.yaml").write_text("cwd: /work/app\n")
+    (folder / "checkpoints").mkdir()
+    (folder / "checkpoints" / "index.md").write_text("# checkpoints\n")
+    result = read(tmp_path / "session-state")
+    assert len(result.sessions) == 1 and result.formats == {"copilot-cli"} and result.records == 12
+    assert "copilot-cli session workspace file (state, plan, checkpoint), not conversation" in result.reasons()
+
+
 def test_planted_secret_never_reaches_output(tmp_path):
     write_events(tmp_path / "logs" / "s1", text=SECRET_TEXT)
     assert_secret_never_output(tmp_path / "logs", tmp_path / "out")
