@@ -73,6 +73,7 @@ FORMAT_MODULES: tuple[str, ...] = (
     # agents' own stores and CLIs (issue 11): SQLite databases are only offered SQLite files (detect checks the header)
     "opencode_db",
     "openclaw_db",
+    "agent_indexes",
     "crush",
     "cursor",
     "goose",
