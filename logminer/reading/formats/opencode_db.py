@@ -40,7 +40,7 @@ Event = Session | Skipped | Rejected
 def sniff(database: Database) -> bool:
     has_sessions = bool({"session", "session_v2"} & database.tables)
     has_history = {"message", "part"} <= database.tables or "session_message" in database.tables
-    return has_sessions and has_history and "project" in database.tables
+    return has_sessions and has_history  # (forks such as Kilo CLI keep these names; Crush's are plural)
 
 
 def parse(database: Database) -> Iterator[Event]:
