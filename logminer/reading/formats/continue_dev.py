@@ -11,6 +11,7 @@ One record per history item. `sessions.json` (`[{sessionId, title, dateCreated, 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from logminer.schema import Rejected, Session, Skipped, Turn
 NAME = "continue"
 RECORD_UNIT = "item"  # one history item
 INDEX_KEYS = {"sessionId", "title", "dateCreated"}
+FIRST_KEY = re.compile(r'\s*\{\s*"sessionId"\s*:')  # Continue writes sessionId first
 Event = Session | Skipped | Rejected
 
 
@@ -40,8 +42,8 @@ def _is_index(value: Any) -> bool:
 
 def sniff(source: SourceFile) -> bool:
     """The head, not a parse: a session file is often longer than the head (first_value gives up on it)."""
-    head = source.head.lstrip()
-    if head.startswith("{") and all(f'"{key}"' in head for key in ("sessionId", "history", "message", "contextItems")):
+    head = source.head
+    if FIRST_KEY.match(head) and all(f'"{key}"' in head for key in ("history", "message", "contextItems")):
         return not source.is_binary
     return _is_index(first_value(source))
 

@@ -20,6 +20,7 @@ and `tool_call_completed{callId, name, arguments, result{type, log}}`; `info`/`w
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ BOOKKEEPING = {"tool.execution_start": "copilot-cli tool.execution_start (repeat
                "assistant.message_delta": "copilot-cli streamed message delta",
                "assistant.usage": "copilot-cli token usage"}
 TIMELINE_NOTES = ("info", "warning", "error")
+LEGACY_START = re.compile(r'\s*\{\s*"sessionId"\s*:\s*"[^"]*"\s*,\s*"startTime"\s*:')  # its first two keys
 Event = Session | Skipped | Rejected
 
 
@@ -53,9 +55,8 @@ def sniff(source: SourceFile) -> bool:
     objects = head_objects(source, limit=4)
     if objects and sum(_is_event(o) for o in objects) >= max(1, len(objects) - 1):
         return True
-    head = source.head.lstrip()  # the JSON session is often longer than the head: look at its first keys
-    return head.startswith("{") and not source.is_binary and \
-        all(f'"{key}"' in head[:4096] for key in ("sessionId", "startTime", "chatMessages"))
+    head = source.head  # the JSON session is often longer than the head: look at its first keys
+    return bool(LEGACY_START.match(head)) and '"chatMessages"' in head[:4096] and not source.is_binary
 
 
 def sniff_dir(path: str) -> bool:
@@ -85,8 +86,7 @@ def parse_dir(path: str) -> Iterator[Event]:
 
 def parse(source: SourceFile) -> Iterator[Event]:
     objects = head_objects(source, limit=1)
-    if not (objects and _is_event(objects[0])) and source.head.lstrip().startswith("{") and \
-            '"chatMessages"' in source.head[:4096]:
+    if not (objects and _is_event(objects[0])) and LEGACY_START.match(source.head):
         yield from _legacy(source)
     else:
         yield from _events(source)

@@ -46,3 +46,10 @@ def test_session_and_index(tmp_path):
 def test_planted_secret_never_reaches_output(tmp_path):
     write_sessions(tmp_path / "sessions", text=SECRET_TEXT)
     assert_secret_never_output(tmp_path / "sessions", tmp_path / "out")
+
+
+def test_other_json_mentioning_its_keys_is_not_claimed(tmp_path):
+    text = 'Continue stores {"sessionId": ..., "history": [{"message": ..., "contextItems": []}]}'
+    lines = [json.dumps({"messages": [{"role": "user", "content": text}, {"role": "assistant", "content": "ok"}]})] * 2
+    (tmp_path / "chats.jsonl").write_text("\n".join(lines) + "\n")
+    assert read(tmp_path / "chats.jsonl").formats == {"openai-chat"}
