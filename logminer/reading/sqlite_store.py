@@ -112,11 +112,16 @@ def _snapshot(path: str, folder: str) -> tuple[str, set[str]]:
         for name in os.listdir(folder):
             os.remove(os.path.join(folder, name))
         copied = set()
-        for suffix, size, _ in before:
-            if suffix and size == 0:
-                continue  # an empty log holds nothing; copying it would only make SQLite look for a -shm
-            shutil.copyfile(path + suffix, target + suffix)
-            copied.add(suffix)
+        try:
+            for suffix, size, _ in before:
+                if suffix and size == 0:
+                    continue  # an empty log holds nothing; copying it would only make SQLite look for a -shm
+                shutil.copyfile(path + suffix, target + suffix)
+                copied.add(suffix)
+        except FileNotFoundError:  # the agent checkpointed and removed its -wal meanwhile: take the copy again
+            if not os.path.exists(path):
+                raise
+            continue
         if _state(path) == before:
             return target, copied
         time.sleep(0.05 * (attempt + 1))
