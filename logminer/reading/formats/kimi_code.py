@@ -101,8 +101,10 @@ def parse(source: SourceFile) -> Iterator[Event]:
     builder.close()
     if used and builder.turns:
         stamps = [t.timestamp for t in builder.turns if t.timestamp]
+        session_id = _session_id(source.path)
         yield Session(
-            session_id=_session_id(source.path), agent=NAME, source_file=source.path, turns=builder.turns,
+            session_id=session_id, parent_session_id=session_id.split("/")[0] if "/" in session_id else None,
+            agent=NAME, source_file=source.path, turns=builder.turns,
             line_start=used[0][0], line_end=used[-1][0], byte_start=used[0][1], byte_end=used[-1][2],
             records=len(used), model=model, started_at=stamps[0] if stamps else None,
             ended_at=stamps[-1] if stamps else None, flags=session_flags(builder.turns, builder.flags),
@@ -146,7 +148,8 @@ def _skip_reason(kind: str) -> str:
 
 
 def _session_id(path: str) -> str:
-    """`.../session_<uuid>/agents/<agent>/wire.jsonl` → `<uuid>` (`<uuid>/<agent>` for subagents)."""
+    """`.../session_<uuid>/agents/<agent>/wire.jsonl` → `<uuid>` (`<uuid>/<agent>` for subagents, whose parent is
+    the session's main agent)."""
     parts = Path(path).parts
     if len(parts) >= 4 and parts[-3] == "agents" and parts[-4].startswith("session_"):
         session = parts[-4].removeprefix("session_")

@@ -73,11 +73,15 @@ def test_session_folder_acknowledges_tool_results_media_and_logs(tmp_path):
         (session / relative).parent.mkdir(parents=True, exist_ok=True)
         (session / relative).write_text("long output\n" * 3)
     (session / "stray.txt").write_text("?")
+    sub = session / "agents" / "agent-1" / "wire.jsonl"
+    sub.parent.mkdir()
+    sub.write_text((session / "agents" / "main" / "wire.jsonl").read_text())
     result = read(tmp_path)
-    assert len(result.sessions) == 1 and result.formats == {"kimi-code"}
+    assert [(s.session_id, s.parent_session_id) for s in result.sessions] == [("1234/agent-1", "1234"), ("1234", None)]
+    assert result.formats == {"kimi-code"}
     assert {"kimi-code media attachment", "kimi-code runtime log"} <= result.reasons()
     assert [r.reason for r in result.rejected] == ["not a file of a kimi-code session folder"]
-    assert result.records == 15 + 4
+    assert result.records == 15 + 14 + 4
 
 
 def test_planted_secret_never_reaches_output(tmp_path):
