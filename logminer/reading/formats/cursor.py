@@ -10,7 +10,8 @@ docs/cursor/storage-reference.md) and the real 2024 sample in ../shared/real-log
 - 2025+, global (`globalStorage/state.vscdb`, table `cursorDiskKV(key, value)`): `composerData:<composerId>` (one
   conversation: `fullConversationHeadersOnly: [{bubbleId, type}]`, or an inline `conversation` / `conversationMap`) and
   `bubbleId:<composerId>:<bubbleId>` (one message: `type`, `text`, `thinking{text}`, `toolFormerData{name, rawArgs,
-  params, result, status, toolCallId}`). A workspace's composer entries that only point there are index entries.
+  params, result, status, toolCallId}`); a composer's `subComposerIds` are its subagents (linked as children). A
+  workspace's composer entries that only point there are index entries.
 One record is one bubble (message). Other keys are editor state, not records.
 """
 
@@ -90,29 +91,34 @@ def _disk_kv(database: Database) -> Iterator[Event]:
     if "cursorDiskKV" not in database.tables:
         return
     used = 0
-    composers = database.rows("SELECT key, value FROM cursorDiskKV WHERE key >= 'composerData:' "
-                              "AND key < 'composerData;' ORDER BY key")
-    for key, raw in list(composers):
+    composers = []
+    for key, raw in database.rows("SELECT key, value FROM cursorDiskKV WHERE key >= 'composerData:' "
+                                  "AND key < 'composerData;' ORDER BY key"):
         composer = _value(database, raw, key)
-        if not isinstance(composer, dict):
+        if isinstance(composer, dict):
+            composers.append((key.split(":", 1)[1], composer))
+        else:
             yield composer if isinstance(composer, Rejected) else _not_object(database, key)
-            continue
-        composer_id = key.split(":", 1)[1]
+    parents = {child: composer_id for composer_id, composer in composers
+               for child in composer.get("subComposerIds") or [] if isinstance(child, str)}
+    for composer_id, composer in composers:
         bubbles = composer.get("conversation") if isinstance(composer.get("conversation"), list) else []
+        inline = composer.get("conversationMap") if isinstance(composer.get("conversationMap"), dict) else {}
         for header in composer.get("fullConversationHeadersOnly") or []:
-            bubble_key = f"bubbleId:{composer_id}:{header.get('bubbleId') if isinstance(header, dict) else ''}"
+            bubble_id = header.get("bubbleId") if isinstance(header, dict) else ""
+            bubble_key = f"bubbleId:{composer_id}:{bubble_id}"
             row = next(database.rows("SELECT value FROM cursorDiskKV WHERE key = ?", (bubble_key,)), None)
-            inline = composer.get("conversationMap") if isinstance(composer.get("conversationMap"), dict) else {}
-            bubble = _value(database, row[0], bubble_key) if row else inline.get(bubble_key.rsplit(":", 1)[1])
+            used += row is not None
+            bubble = _value(database, row[0], bubble_key) if row else inline.get(bubble_id)
             if isinstance(bubble, Rejected):
                 yield bubble
             elif isinstance(bubble, dict):
-                used += bool(row)
                 bubbles.append(bubble)
-        yield from _conversation(database, {**composer, "composerId": composer_id}, bubbles)
+        info = {**composer, "composerId": composer_id, "parent": parents.get(composer_id)}
+        yield from _conversation(database, info, bubbles)
     total = next(database.rows("SELECT count(*) FROM cursorDiskKV WHERE key >= 'bubbleId:' AND key < 'bubbleId;'"))[0]
     if total > used:
-        yield Skipped(database.path, 0, "cursor bubbles of no stored composer (or unreadable)", records=total - used)
+        yield Skipped(database.path, 0, "cursor bubbles of no stored composer", records=total - used)
 
 
 def _conversation(database: Database, info: dict[str, Any], bubbles: list[Any]) -> Iterator[Event]:
@@ -141,7 +147,8 @@ def _conversation(database: Database, info: dict[str, Any], bubbles: list[Any]) 
         model=model if isinstance(model, str) and model != "default" else None,
         started_at=epoch_iso(info.get("createdAt")),
         ended_at=epoch_iso(info.get("lastUpdatedAt") or info.get("lastSendTime")),
-        flags=session_flags(turns, flags), metadata={"title": title} if isinstance(title, str) else {},
+        parent_session_id=info.get("parent"), flags=session_flags(turns, flags),
+        metadata={"title": title} if isinstance(title, str) else {},
     )
 
 

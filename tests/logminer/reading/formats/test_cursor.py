@@ -19,6 +19,7 @@ def kv_database(path: Path, text: str = "why does the build fail") -> Path:
     for c in ("c1", "c2"):
         rows[f"composerData:{c}"] = {"_v": 10, "composerId": c, "name": f"chat {c}", "createdAt": 1766691308486,
                                      "lastUpdatedAt": 1766692125731, "modelConfig": {"modelName": "claude-4.5-sonnet"},
+                                     "subComposerIds": ["c2"] if c == "c1" else [],
                                      "fullConversationHeadersOnly": [{"bubbleId": "b1", "type": 1},
                                                                      {"bubbleId": "b2", "type": 2},
                                                                      {"bubbleId": "b3", "type": 2}]}
@@ -61,7 +62,8 @@ def test_2025_key_value_layout(tmp_path):
     assert session.turns[2].tool_call_id == "tc1" and "missing x" in session.turns[2].text
     assert session.model == "claude-4.5-sonnet" and session.metadata["title"] == "chat c1"
     assert result.records == 7  # 6 bubbles of the composers + 1 orphan bubble
-    assert "cursor bubbles of no stored composer (or unreadable)" in result.reasons()
+    assert result.sessions[1].parent_session_id == "c1"  # c2 is c1's subagent
+    assert "cursor bubbles of no stored composer" in result.reasons()
 
 
 def test_modern_workspace_database_is_an_index(tmp_path):
