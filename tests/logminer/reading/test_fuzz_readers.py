@@ -20,7 +20,8 @@ from logminer.reading.sources import SourceError, SourceFile
 from logminer.schema import Rejected, Session, Skipped
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "logs"
-JSONL_BY_LINE = {"claude-code", "codex", "claude-code-hooks"}  # formats whose record is every non-blank line
+# formats whose record is every non-blank line
+JSONL_BY_LINE = {"claude-code", "codex", "claude-code-hooks", "kimi-code", "antigravity", "goose-jsonl"}
 FUZZ = settings(max_examples=int(os.environ.get("LOGMINER_FUZZ_EXAMPLES", "25")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
