@@ -55,7 +55,8 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
         if not (isinstance(value, dict) and STEP_KEYS <= value.keys()):
             yield Rejected(source.path, number, "not an antigravity step (expected step_index, source, type, status)")
             continue
-        kind, stamp = value["type"], value.get("created_at") if str(value.get("created_at", ""))[:2].isdigit() else None
+        kind = value["type"] if isinstance(value["type"], str) else repr(value["type"])
+        stamp = value.get("created_at") if str(value.get("created_at", ""))[:2].isdigit() else None
         text = value.get("content") if isinstance(value.get("content"), str) else ""
         if kind in MARKERS:
             skipped.setdefault(MARKERS[kind], []).append(number)

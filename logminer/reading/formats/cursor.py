@@ -114,6 +114,8 @@ def _disk_kv(database: Database) -> Iterator[Event]:
                 yield bubble
             elif isinstance(bubble, dict):
                 bubbles.append(bubble)
+            elif row is not None:
+                yield _not_object(database, bubble_key)
         info = {**composer, "composerId": composer_id, "parent": parents.get(composer_id)}
         yield from _conversation(database, info, bubbles)
     total = next(database.rows("SELECT count(*) FROM cursorDiskKV WHERE key >= 'bubbleId:' AND key < 'bubbleId;'"))[0]
@@ -130,9 +132,9 @@ def _conversation(database: Database, info: dict[str, Any], bubbles: list[Any]) 
     model = (info.get("modelConfig") or {}).get("modelName") if isinstance(info.get("modelConfig"), dict) else None
     read = 0
     for bubble in bubbles:
-        role = ROLES.get(bubble.get("type")) if isinstance(bubble, dict) else None
+        kind = bubble.get("type") if isinstance(bubble, dict) else None
+        role = ROLES.get(kind) if isinstance(kind, (int, str)) else None
         if role is None:
-            kind = bubble.get("type") if isinstance(bubble, dict) else type(bubble).__name__
             yield Rejected(database.path, 0, f"cursor bubble of unknown type {kind!r}")
             continue
         read += 1

@@ -122,6 +122,7 @@ def _v2_history(database: Database, session: Session, rows: list[dict[str, Any]]
             yield data
             continue
         kind = row["type"] or data.get("type")
+        kind = kind if isinstance(kind, str) else repr(kind)
         stamp = epoch_iso(row["time_created"])
         if kind in V2_SKIPPED:
             skipped[V2_SKIPPED[kind]] = skipped.get(V2_SKIPPED[kind], 0) + 1
