@@ -90,9 +90,12 @@ def parse(source: SourceFile) -> Iterator[Event]:
         if turn.role == "assistant" and isinstance(item.get("toolCallStates"), list):
             pending.append((len(turns), item["toolCallStates"]))
     for position, states in reversed(pending):  # results recorded only in toolCallStates, after their call
-        results = [_state_turn(s) for s in states if isinstance(s, dict) and s.get("toolCallId") not in answered]
+        results = [_state_turn(s) for s in states
+                   if isinstance(s, dict) and str(s.get("toolCallId") or "") not in answered]
         turns[position:position] = [r for r in results if r is not None]
     model = document.get("chatModelTitle")
+    if not kept and not document["history"]:
+        yield Skipped(source.path, 0, "continue session with no messages yet", records=0)
     if kept:
         yield Session(session_id=str(document["sessionId"]), agent=NAME, source_file=source.path, turns=turns,
                       records=kept, model=model if isinstance(model, str) else None,
