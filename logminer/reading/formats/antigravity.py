@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from logminer.reading.formats.common import link_tool_results, make_tool_call, session_flags
-from logminer.reading.formats.jsondoc import head_objects, iter_json_lines, stable_id
+from logminer.reading.formats.jsondoc import as_list, head_objects, iter_json_lines, stable_id
 from logminer.reading.registry import Format
 from logminer.reading.sources import SourceFile
 from logminer.schema import Rejected, Session, Skipped, Turn
@@ -65,7 +65,7 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
             turns.append(Turn(role="user", text=text, timestamp=stamp))
         elif kind == "PLANNER_RESPONSE":
             calls = [make_tool_call(c.get("name"), _arguments(c.get("args")), c.get("id"))
-                     for c in value.get("tool_calls") or [] if isinstance(c, dict)]
+                     for c in as_list(value.get("tool_calls")) if isinstance(c, dict)]
             turns.append(Turn(role="assistant", text=text, reasoning=str(value.get("thinking") or ""),
                               tool_calls=calls, timestamp=stamp))
         elif kind == "SYSTEM_MESSAGE":

@@ -203,7 +203,7 @@ def _assistant_turn(blocks: list[Any], flags: set[str], tool_names: dict[str, st
     turn = Turn(role="assistant", timestamp=timestamp)
     texts, thoughts = [], []
     for block in blocks:
-        kind = block.get("type") if isinstance(block, dict) else "text"
+        kind = block.get("type") if isinstance(block, dict) else "text" if isinstance(block, str) else None
         if kind == "text":
             texts.append(block if isinstance(block, str) else str(block.get("text") or ""))
         elif kind == "thinking":

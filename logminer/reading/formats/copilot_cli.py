@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from logminer.reading.formats.common import content_text, make_tool_call, openai_message_turn, session_flags
-from logminer.reading.formats.jsondoc import head_objects, iter_json_lines, load_document, DocumentError
+from logminer.reading.formats.jsondoc import DocumentError, as_list, head_objects, iter_json_lines, load_document
 from logminer.reading.formats.jsondoc import rejected_document, stable_id
 from logminer.reading.registry import AgentSource, Format
 from logminer.reading.sources import SourceError, SourceFile
@@ -142,7 +142,7 @@ def _events(source: SourceFile) -> Iterator[Event]:
         elif kind == "assistant.message":
             if isinstance(data.get("reasoningText"), str) and data["reasoningText"]:
                 builder.reasoning.append(data["reasoningText"])
-            builder.assistant(content_text(data.get("content")), stamp, data.get("toolRequests") or [])
+            builder.assistant(content_text(data.get("content")), stamp, as_list(data.get("toolRequests")))
             model = data.get("model") if isinstance(data.get("model"), str) else model
         elif kind == "assistant.reasoning":
             builder.reasoning.append(content_text(data.get("content")))

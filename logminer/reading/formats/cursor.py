@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from logminer.reading.formats.common import make_tool_call, session_flags
-from logminer.reading.formats.jsondoc import loads
+from logminer.reading.formats.jsondoc import as_list, loads
 from logminer.reading.registry import AgentSource, Format, editor_user_folders
 from logminer.reading.sqlite_store import Database, epoch_iso
 from logminer.schema import Rejected, Session, Skipped, Turn
@@ -74,7 +74,7 @@ def _item_table(database: Database) -> Iterator[Event]:
             yield value if isinstance(value, Rejected) else _not_object(database, key)
             continue
         if key == COMPOSERS_KEY:
-            composers = [c for c in value.get("allComposers") or [] if isinstance(c, dict)]
+            composers = [c for c in as_list(value.get("allComposers")) if isinstance(c, dict)]
             for composer in composers:
                 if isinstance(composer.get("conversation"), list):
                     yield from _conversation(database, composer, composer["conversation"])
@@ -82,7 +82,7 @@ def _item_table(database: Database) -> Iterator[Event]:
                 yield Skipped(database.path, 0, "cursor workspace composer index (the messages are in "
                                                 "globalStorage/state.vscdb)", records=0)
         else:
-            for tab in value.get("tabs") or []:
+            for tab in as_list(value.get("tabs")):
                 if isinstance(tab, dict) and isinstance(tab.get("bubbles"), list):
                     yield from _conversation(database, tab, tab["bubbles"])
 
@@ -100,11 +100,11 @@ def _disk_kv(database: Database) -> Iterator[Event]:
         else:
             yield composer if isinstance(composer, Rejected) else _not_object(database, key)
     parents = {child: composer_id for composer_id, composer in composers
-               for child in composer.get("subComposerIds") or [] if isinstance(child, str)}
+               for child in as_list(composer.get("subComposerIds")) if isinstance(child, str)}
     for composer_id, composer in composers:
         bubbles = composer.get("conversation") if isinstance(composer.get("conversation"), list) else []
         inline = composer.get("conversationMap") if isinstance(composer.get("conversationMap"), dict) else {}
-        for header in composer.get("fullConversationHeadersOnly") or []:
+        for header in as_list(composer.get("fullConversationHeadersOnly")):
             bubble_id = header.get("bubbleId") if isinstance(header, dict) else ""
             bubble_key = f"bubbleId:{composer_id}:{bubble_id}"
             row = next(database.rows("SELECT value FROM cursorDiskKV WHERE key = ?", (bubble_key,)), None)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from logminer.reading.formats.common import content_text, make_tool_call, parts_text, session_flags
-from logminer.reading.formats.jsondoc import iter_json_lines, loads
+from logminer.reading.formats.jsondoc import as_list, iter_json_lines, loads
 from logminer.reading.registry import AgentSource, Format
 from logminer.reading.sources import SourceError, SourceFile
 from logminer.schema import Rejected, Session, Skipped, Turn
@@ -89,13 +89,13 @@ def _history(file_path: str, summary: dict[str, Any], folder: str) -> Iterator[E
             backend.append(number)
             continue
         if kind == "reasoning":
-            reasoning += [str(p.get("text") or "") for p in value.get("summary") or [] if isinstance(p, dict)]
+            reasoning += [str(p.get("text") or "") for p in as_list(value.get("summary")) if isinstance(p, dict)]
         elif kind in ("system", "user"):
             turns.append(Turn(role=kind, text=parts_text(value.get("content"), flags)))
         elif kind == "assistant":
             turn = Turn(role="assistant", text=content_text(value.get("content")), reasoning="\n\n".join(reasoning))
             reasoning = []
-            for call in value.get("tool_calls") or []:
+            for call in as_list(value.get("tool_calls")):
                 if isinstance(call, dict):
                     turn.tool_calls.append(make_tool_call(call.get("name"), call.get("arguments"), call.get("id")))
                     names[str(call.get("id"))] = str(call.get("name") or "")

@@ -91,6 +91,11 @@ def starts_with_json(head: str, opener: str) -> bool:
     return bool(match) and match.group(1) == opener
 
 
+def as_list(value: Any) -> list[Any]:
+    """`value` when it is a list, else [] (a field that drifted or broke is iterated as empty, never crashes)."""
+    return value if isinstance(value, list) else []
+
+
 def stable_id(*parts: Any) -> str:
     """A deterministic 16-hex-digit id from the given parts (file content hash, index, ...)."""
     digest = hashlib.sha256()

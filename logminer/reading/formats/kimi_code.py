@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from logminer.reading.formats.common import content_text, make_tool_call, normal_role, session_flags
-from logminer.reading.formats.jsondoc import first_dict, head_objects, iter_json_lines, iso_from_epoch_ms, stable_id
+from logminer.reading.formats.jsondoc import as_list, first_dict, head_objects, iso_from_epoch_ms, iter_json_lines
+from logminer.reading.formats.jsondoc import stable_id
 from logminer.reading.registry import AgentSource, Format
 from logminer.reading.sources import SourceError, SourceFile
 from logminer.schema import Rejected, Session, Skipped, Turn
@@ -179,7 +180,7 @@ class _Steps:
             return f"unknown message role {message.get('role')!r}"
         self.close()
         turn = Turn(role=role, text=content_text(message.get("content")), timestamp=stamp)
-        for call in message.get("toolCalls") or []:
+        for call in as_list(message.get("toolCalls")):
             if isinstance(call, dict):
                 turn.tool_calls.append(make_tool_call(call.get("name"), call.get("args", call.get("arguments")),
                                                       call.get("toolCallId", call.get("id"))))

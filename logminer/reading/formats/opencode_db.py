@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from logminer.reading.formats.common import content_text, make_tool_call, session_flags
-from logminer.reading.formats.jsondoc import loads
+from logminer.reading.formats.jsondoc import as_list, loads
 from logminer.reading.formats.opencode import message_turns
 from logminer.reading.registry import Format
 from logminer.reading.sqlite_store import Database, epoch_iso
@@ -156,7 +156,7 @@ def _v2_turns(kind: Any, data: dict[str, Any], stamp: str | None) -> list[Turn] 
         return None
     step = Turn(role="assistant", timestamp=stamp)
     results: list[Turn] = []
-    for item in data.get("content") or []:
+    for item in as_list(data.get("content")):
         if not isinstance(item, dict):
             continue
         if item.get("type") == "text" and isinstance(item.get("text"), str):
