@@ -160,17 +160,3 @@ def foreign_reason(database: Database) -> str:
     names = sorted(t for t in database.tables if not t.startswith("sqlite_"))
     shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
     return f"SQLite database of another application (tables: {shown or 'none'})"
-
-
-def epoch_iso(value: Any) -> str | None:
-    """An epoch timestamp in seconds or milliseconds (stores mix both) as ISO 8601 UTC; None when not a number."""
-    from datetime import datetime, timezone
-
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-        return None
-    seconds = value / 1000 if value > 100_000_000_000 else value  # beyond year 5138 in seconds: milliseconds
-    try:
-        moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -7,7 +7,7 @@ conversation). `parts` is a JSON list of `{type, data}`: `text{text}`, `reasonin
 input (JSON text)}`, `tool_result{tool_call_id, name, content, is_error}`, `finish{reason, message}`, `image_url`,
 `binary`. Roles: user, assistant, tool (a tool row carries the results of the previous assistant row's calls).
 One record is one message row; messages are ordered by created_at, then insertion (rowid). Timestamps are epoch
-seconds in the files seen (the schema comment says milliseconds): sqlite_store.epoch_iso reads both.
+seconds in the files seen (the schema comment says milliseconds): jsondoc.iso_from_epoch reads both.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from logminer.reading.formats.common import NON_TEXT_DROPPED, make_tool_call, session_flags
-from logminer.reading.formats.jsondoc import loads
+from logminer.reading.formats.jsondoc import iso_from_epoch, loads
 from logminer.reading.registry import AgentSource, Format
-from logminer.reading.sqlite_store import Database, epoch_iso
+from logminer.reading.sqlite_store import Database
 from logminer.schema import Rejected, Session, Skipped, Turn
 
 NAME = "crush"
@@ -60,14 +60,14 @@ def _session(database: Database, info: dict[str, Any]) -> Iterator[Event]:
             yield Rejected(database.path, 0, f"crush message {row['id']}: parts are not a list")
             continue
         records += 1
-        turns += _message_turns(row["role"], parts, epoch_iso(row["created_at"]), flags, tool_names)
+        turns += _message_turns(row["role"], parts, iso_from_epoch(row["created_at"]), flags, tool_names)
         model = row["model"] if row["role"] == "assistant" and isinstance(row["model"], str) and row["model"] else model
     if not records:
         return
     metadata = {"title": info["title"], "cost": info["cost"]}
     yield Session(
         session_id=str(info["id"]), agent=NAME, source_file=database.path, turns=turns, records=records,
-        model=model, started_at=epoch_iso(info["created_at"]), ended_at=epoch_iso(info["updated_at"]),
+        model=model, started_at=iso_from_epoch(info["created_at"]), ended_at=iso_from_epoch(info["updated_at"]),
         parent_session_id=info["parent_session_id"] or None, flags=session_flags(turns, flags),
         metadata={key: value for key, value in metadata.items() if value is not None},
     )

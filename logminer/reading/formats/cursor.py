@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from logminer.reading.formats.common import make_tool_call, session_flags
-from logminer.reading.formats.jsondoc import as_list, loads
+from logminer.reading.formats.jsondoc import as_list, iso_from_epoch, loads
 from logminer.reading.registry import AgentSource, Format, editor_user_folders
-from logminer.reading.sqlite_store import Database, epoch_iso
+from logminer.reading.sqlite_store import Database
 from logminer.schema import Rejected, Session, Skipped, Turn
 
 NAME = "cursor"
@@ -139,7 +139,8 @@ def _conversation(database: Database, info: dict[str, Any], bubbles: list[Any]) 
             continue
         read += 1
         turns += _bubble_turns(role, bubble)
-        model = bubble.get("modelType") or (bubble.get("modelInfo") or {}).get("modelName") or model
+        info_model = bubble.get("modelInfo") if isinstance(bubble.get("modelInfo"), dict) else {}
+        model = bubble.get("modelType") or info_model.get("modelName") or model
     if not read:
         return
     session_id = str(info.get("composerId") or info.get("tabId") or "")
@@ -147,8 +148,8 @@ def _conversation(database: Database, info: dict[str, Any], bubbles: list[Any]) 
     yield Session(
         session_id=session_id, agent=NAME, source_file=database.path, turns=turns, records=read,
         model=model if isinstance(model, str) and model != "default" else None,
-        started_at=epoch_iso(info.get("createdAt")),
-        ended_at=epoch_iso(info.get("lastUpdatedAt") or info.get("lastSendTime")),
+        started_at=iso_from_epoch(info.get("createdAt")),
+        ended_at=iso_from_epoch(info.get("lastUpdatedAt") or info.get("lastSendTime")),
         parent_session_id=info.get("parent"), flags=session_flags(turns, flags),
         metadata={"title": title} if isinstance(title, str) else {},
     )

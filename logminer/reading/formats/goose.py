@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from logminer.reading.formats.common import NON_TEXT_DROPPED, content_text, make_tool_call, session_flags
-from logminer.reading.formats.jsondoc import loads
+from logminer.reading.formats.jsondoc import iso_from_epoch, loads
 from logminer.reading.registry import AgentSource, Format
-from logminer.reading.sqlite_store import Database, epoch_iso
+from logminer.reading.sqlite_store import Database
 from logminer.schema import Rejected, Session, Skipped, Turn
 
 NAME = "goose"
@@ -59,7 +59,7 @@ def parse(database: Database) -> Iterator[Event]:
             if isinstance(metadata, dict) and metadata.get("agentVisible") is False:
                 hidden += 1
                 continue
-            problem = builder.add(row["role"], content, epoch_iso(row["created_timestamp"]))
+            problem = builder.add(row["role"], content, iso_from_epoch(row["created_timestamp"]))
             if problem:
                 yield Rejected(database.path, 0, f"goose message {row['id'] or row['message_id']}: {problem}")
         if hidden:
@@ -88,7 +88,7 @@ def _stamp(value: Any) -> str | None:
     """sessions.created_at is SQLite's 'YYYY-MM-DD HH:MM:SS' (UTC) text."""
     if isinstance(value, str) and len(value) >= 19:
         return value[:10] + "T" + value[11:19] + "Z"
-    return epoch_iso(value)
+    return iso_from_epoch(value)
 
 
 class GooseTurns:

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from logminer.reading.formats.goose import GooseTurns
-from logminer.reading.formats.jsondoc import head_objects, iter_json_lines, stable_id
+from logminer.reading.formats.jsondoc import head_objects, iso_from_epoch, iter_json_lines, stable_id
 from logminer.reading.registry import Format
 from logminer.reading.sources import SourceFile
-from logminer.reading.sqlite_store import epoch_iso
 from logminer.schema import Rejected, Session, Skipped
 
 NAME = "goose-jsonl"
@@ -50,7 +49,7 @@ def parse(source: SourceFile) -> Iterator[Session | Skipped | Rejected]:
             continue
         problem = builder.add(value.get("role") if isinstance(value, dict) else None,
                               value.get("content") if isinstance(value, dict) else None,
-                              epoch_iso(value.get("created")) if isinstance(value, dict) else None)
+                              iso_from_epoch(value.get("created")) if isinstance(value, dict) else None)
         if problem:
             yield Rejected(source.path, number, f"goose session line: {problem}")
             continue

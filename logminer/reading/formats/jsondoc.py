@@ -116,11 +116,21 @@ def repo_from_instance_id(instance_id: str | None) -> str | None:
 
 
 def iso_from_epoch_ms(ms: Any) -> str | None:
-    """Epoch milliseconds (Cline, OpenCode) as ISO 8601 UTC, or None when not a number."""
+    """Epoch milliseconds (Cline, OpenCode) as ISO 8601 UTC, or None when not a number (or out of range)."""
     if not isinstance(ms, (int, float)) or isinstance(ms, bool):
         return None
-    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    try:
+        moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_from_epoch(value: Any) -> str | None:
+    """An epoch time in seconds or milliseconds (SQLite stores mix both) as ISO 8601 UTC, or None."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        return None
+    return iso_from_epoch_ms(value if value > 100_000_000_000 else value * 1000)  # > year 5138 in s: it is ms
 
 
 def skip_all(source: SourceFile, items: Iterator[Any], reason: str) -> Iterator[Skipped | Rejected]:

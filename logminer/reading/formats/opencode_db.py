@@ -22,10 +22,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from logminer.reading.formats.common import content_text, make_tool_call, session_flags
-from logminer.reading.formats.jsondoc import as_list, loads
+from logminer.reading.formats.jsondoc import as_list, iso_from_epoch, loads
 from logminer.reading.formats.opencode import message_turns
 from logminer.reading.registry import Format
-from logminer.reading.sqlite_store import Database, epoch_iso
+from logminer.reading.sqlite_store import Database
 from logminer.schema import Rejected, Session, Skipped, Turn
 
 NAME = "opencode-db"
@@ -58,8 +58,8 @@ def parse(database: Database) -> Iterator[Event]:
 
 def _session(database: Database, info: dict[str, Any], agent: str) -> Iterator[Event]:
     session = Session(session_id=str(info["id"]), agent=agent, source_file=database.path, records=0,
-                      parent_session_id=info["parent_id"] or None, started_at=epoch_iso(info["time_created"]),
-                      ended_at=epoch_iso(info["time_updated"]))
+                      parent_session_id=info["parent_id"] or None, started_at=iso_from_epoch(info["time_created"]),
+                      ended_at=iso_from_epoch(info["time_updated"]))
     session.metadata = {key: info[key] for key in ("title", "directory", "version") if isinstance(info[key], str)}
     if {"message", "part"} <= database.tables:
         yield from _v1_history(database, session)
@@ -123,7 +123,7 @@ def _v2_history(database: Database, session: Session, rows: list[dict[str, Any]]
             continue
         kind = row["type"] or data.get("type")
         kind = kind if isinstance(kind, str) else repr(kind)
-        stamp = epoch_iso(row["time_created"])
+        stamp = iso_from_epoch(row["time_created"])
         if kind in V2_SKIPPED:
             skipped[V2_SKIPPED[kind]] = skipped.get(V2_SKIPPED[kind], 0) + 1
             continue

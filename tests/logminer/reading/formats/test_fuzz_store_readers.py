@@ -18,7 +18,8 @@ JSON_VALUES = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(
         st.sampled_from(["type", "data", "text", "role", "id", "name", "input", "state", "status", "content",
                          "toolCall", "toolResult", "value", "thinking", "tool_call_id", "toolFormerData", "rawArgs",
-                         "result", "fullConversationHeadersOnly", "bubbleId", "conversation", "time", "created"]),
+                         "result", "fullConversationHeadersOnly", "bubbleId", "conversation", "time", "created",
+                         "modelInfo", "modelType", "metadata", "model", "summary", "tool_calls", "toolCalls"]),
         children, max_size=5),
     max_leaves=16,
 )
