@@ -1,10 +1,12 @@
 """Ingest throughput: MB/s of raw logs and sessions/s, end to end (parse + redact + clean + score + write), with
-peak memory, on ../shared/real-logs and on a generated corpus (default 200 MB) built from the bundled example logs.
+peak memory, on ../shared/real-logs, on a generated corpus (default 200 MB) built from the bundled example logs, and
+on a generated corpus of agent SQLite stores (OpenCode opencode.db and Crush crush.db files, default 80 MB), whose
+MB/s is printed as a ratio to the JSONL corpus measured in the same run.
 
 Each measurement runs in a fresh subprocess so its peak RSS (getrusage of the child) is its own. The generated
 corpus goes to a temporary folder and is deleted afterwards. Usage:
 
-    .venv/bin/python benchmarks/ingest_throughput.py [--corpus-mb 200] [--real-logs PATH] [--keep DIR]
+    .venv/bin/python benchmarks/ingest_throughput.py [--corpus-mb 200] [--sqlite-mb 80] [--real-logs PATH] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import random
 import resource
+import sqlite3
 import shutil
 import subprocess
 import sys
@@ -90,6 +93,91 @@ def generate_corpus(folder: Path, megabytes: int, seed: int = 0) -> int:
     return written
 
 
+SQLITE_FILES = 8  # the store corpus is split into this many databases (half OpenCode, half Crush)
+
+
+def opencode_store(path: Path, rng: random.Random, megabytes: float) -> None:
+    """An opencode.db (1.x session / message / part tables) of about `megabytes` MB of varied sessions."""
+    connection = sqlite3.connect(path)
+    connection.executescript(
+        "CREATE TABLE project (id TEXT PRIMARY KEY, worktree TEXT);"
+        "CREATE TABLE session (id TEXT PRIMARY KEY, project_id TEXT, parent_id TEXT, directory TEXT, title TEXT,"
+        " version TEXT, time_created INTEGER, time_updated INTEGER);"
+        "CREATE TABLE message (id TEXT PRIMARY KEY, session_id TEXT, time_created INTEGER, time_updated INTEGER,"
+        " data TEXT);"
+        "CREATE TABLE part (id TEXT PRIMARY KEY, message_id TEXT, session_id TEXT, time_created INTEGER,"
+        " time_updated INTEGER, data TEXT);"
+        "CREATE INDEX part_session_idx ON part (session_id);"
+        "CREATE INDEX message_session_idx ON message (session_id, time_created, id);")
+    written, session = 0, 0
+    while written < megabytes * 1_000_000:
+        sid, t = f"ses_{session:06d}", 1_770_000_000_000 + session * 1000
+        connection.execute("INSERT INTO session VALUES (?, 'p', NULL, '/w', 'bench', '1.2', ?, ?)", (sid, t, t))
+        for turn in range(10):
+            user, reply = f"msg_{sid}_{turn:02d}a", f"msg_{sid}_{turn:02d}b"
+            command = varied_text(rng, 80)
+            rows = [(user, {"role": "user", "time": {"created": t}}, [{"type": "text", "text": varied_text(rng, 400)}]),
+                    (reply, {"role": "assistant", "time": {"created": t}, "modelID": "bench-model"},
+                     [{"type": "step-start"}, {"type": "text", "text": varied_text(rng, 600)},
+                      {"type": "tool", "callID": f"c{turn}", "tool": "bash", "state": {
+                          "status": "completed", "input": {"command": command}, "output": varied_text(rng, 1200)}}])]
+            for message_id, data, parts in rows:
+                body = json.dumps(data)
+                connection.execute("INSERT INTO message VALUES (?, ?, ?, ?, ?)", (message_id, sid, t, t, body))
+                for index, part in enumerate(parts):
+                    text = json.dumps(part)
+                    written += len(text) + len(body)
+                    connection.execute("INSERT INTO part VALUES (?, ?, ?, ?, ?, ?)",
+                                       (f"prt_{message_id}_{index}", message_id, sid, t, t, text))
+        session += 1
+    connection.commit()
+    connection.close()
+
+
+def crush_store(path: Path, rng: random.Random, megabytes: float) -> None:
+    """A Crush crush.db (sessions / messages with JSON parts) of about `megabytes` MB of varied sessions."""
+    connection = sqlite3.connect(path)
+    connection.executescript(
+        "CREATE TABLE sessions (id TEXT PRIMARY KEY, parent_session_id TEXT, title TEXT, cost REAL,"
+        " updated_at INTEGER, created_at INTEGER);"
+        "CREATE TABLE messages (id TEXT PRIMARY KEY, session_id TEXT, role TEXT, parts TEXT, model TEXT,"
+        " created_at INTEGER, updated_at INTEGER);"
+        "CREATE INDEX idx_messages_session_id ON messages (session_id);")
+    written, session = 0, 0
+    while written < megabytes * 1_000_000:
+        sid, t = f"s{session:06d}", 1_754_709_000 + session
+        connection.execute("INSERT INTO sessions VALUES (?, NULL, 'bench', 0.1, ?, ?)", (sid, t, t))
+        for turn in range(10):
+            call = f"call_{session}_{turn}"
+            rows = [("user", [{"type": "text", "data": {"text": varied_text(rng, 400)}}]),
+                    ("assistant", [{"type": "text", "data": {"text": varied_text(rng, 600)}},
+                                   {"type": "tool_call", "data": {"id": call, "name": "bash", "input": json.dumps(
+                                       {"command": varied_text(rng, 80)})}}]),
+                    ("tool", [{"type": "tool_result", "data": {"tool_call_id": call, "name": "bash",
+                                                                "content": varied_text(rng, 1200)}}])]
+            for index, (role, parts) in enumerate(rows):
+                text = json.dumps(parts)
+                written += len(text)
+                connection.execute("INSERT INTO messages VALUES (?, ?, ?, ?, 'bench-model', ?, ?)",
+                                   (f"m{session}_{turn}_{index}", sid, role, text, t, t))
+        session += 1
+    connection.commit()
+    connection.close()
+
+
+def generate_sqlite_corpus(folder: Path, megabytes: int, seed: int = 1) -> int:
+    """SQLITE_FILES agent databases (OpenCode and Crush, alternating) of about `megabytes` MB together."""
+    rng = random.Random(seed)
+    for index in range(SQLITE_FILES):
+        target = folder / f"project{index:02d}"
+        target.mkdir(parents=True, exist_ok=True)
+        if index % 2:
+            crush_store(target / "crush.db", rng, megabytes / SQLITE_FILES)
+        else:
+            opencode_store(target / "opencode.db", rng, megabytes / SQLITE_FILES)
+    return folder_bytes(folder)
+
+
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
@@ -117,6 +205,16 @@ def measure(inputs: Path, out_dir: Path, jobs: int = 1) -> dict:
     return stats
 
 
+def reading_rate(inputs: Path) -> float:
+    """MB per CPU-second of the readers alone (detect + parse, no redaction or writing), in a child process."""
+    code = ("import sys, time\nfrom logminer.reading.detect import read_inputs\n"
+            "start = time.process_time()\nfor _ in read_inputs([sys.argv[1]]): pass\n"
+            "print(time.process_time() - start)")
+    result = subprocess.run([sys.executable, "-c", code, str(inputs)], capture_output=True, text=True, check=True,
+                            cwd=ROOT)
+    return folder_bytes(inputs) / 1e6 / max(float(result.stdout.strip().splitlines()[-1]), 1e-9)
+
+
 def show(label: str, stats: dict) -> None:
     totals = stats["totals"]
     print(f"{label}: {stats['input_mb']:.1f} MB in {stats['seconds']:.2f} s = "
@@ -131,6 +229,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus-mb", type=int, default=200, help="size of the generated corpus (default 200)")
     parser.add_argument("--real-logs", type=Path, default=REAL_LOGS)
+    parser.add_argument("--sqlite-mb", type=int, default=80, help="size of the generated SQLite stores (default 80; 0: skip)")
     parser.add_argument("--keep", type=Path, help="write the generated corpus here and keep it")
     parser.add_argument("--jobs", default="1,2", help="comma-separated worker counts to measure (default 1,2)")
     args = parser.parse_args()
@@ -145,10 +244,29 @@ def main() -> None:
         start = time.perf_counter()
         written = generate_corpus(corpus, args.corpus_mb)
         print(f"generated {written / 1e6:.0f} MB of varied JSONL logs in {time.perf_counter() - start:.0f} s")
+        jsonl_rate = {}
         for count in jobs:
-            show(f"generated corpus, jobs={count}", measure(corpus, scratch / f"generated{count}", count))
+            stats = measure(corpus, scratch / f"generated{count}", count)
+            jsonl_rate[count] = stats["input_mb"] / stats["seconds"]
+            show(f"generated corpus, jobs={count}", stats)
+        jsonl_reading = reading_rate(corpus)
+        print(f"  readers alone on the JSONL corpus: {jsonl_reading:.1f} MB per CPU-second")
         if args.keep is None:
             shutil.rmtree(corpus, ignore_errors=True)
+        if args.sqlite_mb:
+            stores = scratch / "stores"
+            start = time.perf_counter()
+            written = generate_sqlite_corpus(stores, args.sqlite_mb)
+            print(f"generated {written / 1e6:.0f} MB of SQLite stores ({SQLITE_FILES} databases: OpenCode, Crush) "
+                  f"in {time.perf_counter() - start:.0f} s")
+            for count in jobs:
+                stats = measure(stores, scratch / f"stores{count}", count)
+                show(f"SQLite stores, jobs={count}", stats)
+                print(f"  SQLite / JSONL throughput at jobs={count}: "
+                      f"{stats['input_mb'] / stats['seconds'] / jsonl_rate[count]:.2f}x")
+            reading = reading_rate(stores)
+            print(f"  readers alone on the SQLite stores: {reading:.1f} MB per CPU-second "
+                  f"({reading / jsonl_reading:.2f}x the JSONL readers)")
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"(benchmark driver peak RSS {own:.0f} MB; target: >= 20 MB/s end to end on 2 cores)")
 

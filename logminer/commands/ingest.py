@@ -12,7 +12,7 @@ from collections.abc import Callable
 import click
 
 from calibkit.cli_options import AliasedOption
-from logminer.reading.registry import source_names
+from logminer.reading.registry import source_help, source_names
 
 
 def _resolve_inputs(raw: tuple[str, ...], inputs: tuple[str, ...], source: str | None) -> list[str]:
@@ -80,7 +80,7 @@ def _load_tokenizer(path: str | None):
         raise click.BadParameter(str(error), param_hint="--tokenizer") from error
 
 
-@click.command()
+@click.command(epilog="\b\n--source folders (environment overrides first; all names: --source all):\n" + source_help())
 @click.argument("raw", nargs=-1, type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="sessions.parquet to write.")
 @click.option("--source", type=click.Choice(source_names()), help="Read this agent's default log folders.")

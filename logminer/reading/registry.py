@@ -6,9 +6,11 @@ A format module ends with `FORMAT = Format(...)`; FORMAT_MODULES below lists the
 Reader contract:
 - `name`: written into Session.agent (e.g. "claude-code", "codex", "openai-chat").
 - `record_unit`: what one input record is, for accounting: "line" (JSONL: every non-blank line is one record),
-  "item" (each conversation object of a JSON document, or each line of its JSONL variant), "file".
+  "item" (each conversation object of a JSON document, or each line of its JSONL variant), "row" (a table
+  row of a database), "file".
 - `unit`: "file" (sniff + parse), "folder" (sniff_dir + parse_dir: one session spread over a folder; every file
-  under a folder it claims is its own), or "database" (a SQLite store: sniff + parse on the file, read-only).
+  under a folder it claims is its own), or "database" (a SQLite store: `sniff(database)` / `parse(database)` take
+  a read-only sqlite_store.Database snapshot, never the file's bytes; detect routes a file by its SQLite header).
 - `sniff(source) -> bool`: content-based and cheap (source.head, several lines, never one fixed line); False for
   binary data unless the format is binary (parquet sniffs b"PAR1"); never accepts another format's files.
 - `parse(source) -> Iterator[Session | Skipped | Rejected]`: every record ends in exactly one event, so the events'
@@ -71,6 +73,20 @@ FORMAT_MODULES: tuple[str, ...] = (
     "claude_hooks",
     "claude_code",
     "codex",
+    # agents' own stores and CLIs (issue 11): SQLite databases are only offered SQLite files (detect checks the header)
+    "opencode_db",
+    "openclaw_db",
+    "agent_indexes",
+    "crush",
+    "cursor",
+    "goose",
+    "goose_legacy",
+    "copilot_cli",
+    "kimi_code",
+    "antigravity",
+    "continue_dev",
+    "cline_cli",
+    "grok",
     # agent-specific transcript formats
     "swe_agent",
     "mini_swe_agent",
@@ -109,6 +125,15 @@ def agent_sources() -> dict[str, AgentSource]:
 
 def source_names() -> tuple[str, ...]:
     return (*agent_sources(), "all")
+
+
+def source_help() -> str:
+    """Where each `--source` looks, from its folder finder's docstring ("--source NAME: where ..."), one line each."""
+    lines = []
+    for name, source in agent_sources().items():
+        text = " ".join((source.folders.__doc__ or "").split())
+        lines.append(f"  {name}: {text.removeprefix(f'--source {name}: ')}")
+    return "\n".join(lines)
 
 
 def default_folders(agent: str, *, home: Path | None = None, env: Mapping[str, str] | None = None,

@@ -8,6 +8,8 @@ Read from cline/cline (src/core/storage/disk.ts at eb3276d, src/shared/messages/
   `context_history.json`, `settings.json`, `focus_chain_taskid_<id>.md`: read or acknowledged, Skipped.
 Older Cline versions call tools with XML tags in the assistant text and answer in user text blocks; that text is kept
 as it is (the model saw exactly that). The system prompt is not stored by Cline.
+Roo Code (`rooveterinaryinc.roo-cline`) and Kilo Code (`kilocode.kilo-code`) keep the same task folders (plus
+`history_item.json`); their sessions are labelled by the extension folder they were found in (Session.agent).
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ COMPANIONS = {
     "task_metadata.json": "cline task metadata (files in context, model usage)",
     "context_history.json": "cline context-tracking state",
     "settings.json": "cline task settings",
+    "history_item.json": "task history entry (title, tokens, cost)",
 }
+AGENT_BY_EXTENSION = {"rooveterinaryinc.roo-cline": "roo-code", "kilocode.kilo-code": "kilo-code"}
 Event = Session | Skipped | Rejected
 
 
@@ -87,7 +91,7 @@ def _history(file_path: str, task_id: str, metadata: Any) -> Iterator[Event]:
     stamps = [t.timestamp for t in turns if t.timestamp]
     yield Session(
         session_id=task_id or stable_id(NAME, file_path),
-        agent=NAME,
+        agent=agent_of(file_path),
         source_file=file_path,
         turns=turns,
         records=len(messages),
@@ -97,6 +101,12 @@ def _history(file_path: str, task_id: str, metadata: Any) -> Iterator[Event]:
         flags=session_flags(turns, flags),
         metadata={"task_id": task_id},
     )
+
+
+def agent_of(path: str) -> str:
+    """The agent whose extension folder holds the task: Roo Code, Kilo Code, else Cline."""
+    parts = set(Path(path).parts)
+    return next((agent for folder, agent in AGENT_BY_EXTENSION.items() if folder in parts), NAME)
 
 
 def _model(messages: list[dict[str, Any]], metadata: Any) -> str | None:
@@ -123,10 +133,31 @@ CLINE_EDITORS = ("Code", "Code - Insiders", "VSCodium", "Cursor", "Windsurf")
 CLINE_TASKS = ("User", "globalStorage", "saoudrizwan.claude-dev", "tasks")
 
 
+def _extension_tasks(home: Path, env: Mapping[str, str], platform: str, extension: str) -> list[Path]:
+    return [root / "User" / "globalStorage" / extension / "tasks"
+            for root in editor_user_folders(home, env, platform, CLINE_EDITORS)]
+
+
 def _cline_folders(home: Path, env: Mapping[str, str], platform: str) -> list[Path]:
     """--source cline: <editor user folder>/User/globalStorage/saoudrizwan.claude-dev/tasks of VS Code, VS Code
-    Insiders, VSCodium, Cursor and Windsurf."""
-    return [root.joinpath(*CLINE_TASKS) for root in editor_user_folders(home, env, platform, CLINE_EDITORS)]
+    Insiders, VSCodium, Cursor and Windsurf, then the CLI's ~/.cline/data/sessions (3.x, cline_cli) and
+    ~/.cline/data/tasks."""
+    cli = home / ".cline" / "data"
+    return [*_extension_tasks(home, env, platform, "saoudrizwan.claude-dev"), cli / "sessions", cli / "tasks"]
 
 
-FORMAT = Format(NAME, RECORD_UNIT, unit="folder", sniff_dir=sniff_dir, parse_dir=parse_dir, sources=(AgentSource("cline", _cline_folders),))
+def _roo_folders(home: Path, env: Mapping[str, str], platform: str) -> list[Path]:
+    """--source roo: <editor user folder>/User/globalStorage/rooveterinaryinc.roo-cline/tasks (editors as cline)."""
+    return _extension_tasks(home, env, platform, "rooveterinaryinc.roo-cline")
+
+
+def _kilo_folders(home: Path, env: Mapping[str, str], platform: str) -> list[Path]:
+    """--source kilo: Kilo CLI's database $XDG_DATA_HOME or ~/.local/share/kilo/kilo.db (an OpenCode fork, read by
+    opencode_db) and Kilo Code's <editor user folder>/User/globalStorage/kilocode.kilo-code/tasks."""
+    data = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share") / "kilo"
+    return [data / "kilo.db", *_extension_tasks(home, env, platform, "kilocode.kilo-code")]
+
+
+FORMAT = Format(NAME, RECORD_UNIT, unit="folder", sniff_dir=sniff_dir, parse_dir=parse_dir,
+                sources=(AgentSource("cline", _cline_folders), AgentSource("roo", _roo_folders),
+                         AgentSource("kilo", _kilo_folders)))

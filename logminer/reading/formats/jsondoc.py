@@ -109,6 +109,11 @@ def starts_with_json(head: str, opener: str) -> bool:
     return bool(match) and match.group(1) == opener
 
 
+def as_list(value: Any) -> list[Any]:
+    """`value` when it is a list, else [] (a field that drifted or broke is iterated as empty, never crashes)."""
+    return value if isinstance(value, list) else []
+
+
 def stable_id(*parts: Any) -> str:
     """A deterministic 16-hex-digit id from the given parts (file content hash, index, ...)."""
     digest = hashlib.sha256()
@@ -129,11 +134,21 @@ def repo_from_instance_id(instance_id: str | None) -> str | None:
 
 
 def iso_from_epoch_ms(ms: Any) -> str | None:
-    """Epoch milliseconds (Cline, OpenCode) as ISO 8601 UTC, or None when not a number."""
+    """Epoch milliseconds (Cline, OpenCode) as ISO 8601 UTC, or None when not a number (or out of range)."""
     if not isinstance(ms, (int, float)) or isinstance(ms, bool):
         return None
-    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    try:
+        moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def iso_from_epoch(value: Any) -> str | None:
+    """An epoch time in seconds or milliseconds (SQLite stores mix both) as ISO 8601 UTC, or None."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        return None
+    return iso_from_epoch_ms(value if value > 100_000_000_000 else value * 1000)  # > year 5138 in s: it is ms
 
 
 def skip_all(source: SourceFile, items: Iterator[Any], reason: str) -> Iterator[Skipped | Rejected]:

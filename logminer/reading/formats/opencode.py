@@ -10,7 +10,7 @@ reads this layout into SQLite, and session/message-v2.ts for the part types):
 - `project/`, `todo/`, `permission/`, `session_share/`, `session_diff/`: not conversation: Skipped.
 Messages and parts are ordered by id (OpenCode ids are ascending). An assistant message is split at `step-start`
 into one assistant turn per model call, each followed by the tool turns of its calls. Versions that store sessions in
-SQLite (`opencode.db`) are not read here.
+SQLite (`opencode.db`) are read by opencode_db, which maps its message/part rows with message_turns.
 """
 
 from __future__ import annotations
@@ -126,14 +126,14 @@ def _session(root: str, session_file: str, consumed: set[str]) -> Iterator[Event
     messages.sort(key=lambda item: str(item[0].get("id", "")))
     for message, parts in messages:
         parts.sort(key=lambda part: str(part.get("id", "")))
-        session.turns += _message_turns(message, parts)
+        session.turns += message_turns(message, parts)
         if message.get("role") == "assistant" and isinstance(message.get("modelID"), str):
             session.model = message["modelID"]
     session.flags = session_flags(session.turns, set(session.flags))
     yield session
 
 
-def _message_turns(message: dict[str, Any], parts: list[dict[str, Any]]) -> list[Turn]:
+def message_turns(message: dict[str, Any], parts: list[dict[str, Any]]) -> list[Turn]:
     time = message.get("time") if isinstance(message.get("time"), dict) else {}
     stamp = iso_from_epoch_ms(time.get("created"))
     if message.get("role") != "assistant":
@@ -171,8 +171,11 @@ def _message_turns(message: dict[str, Any], parts: list[dict[str, Any]]) -> list
 
 
 def _opencode_folders(home: Path, env: Mapping[str, str], platform: str) -> list[Path]:
-    """--source opencode: $XDG_DATA_HOME/opencode/storage, else ~/.local/share/opencode/storage (XDG everywhere)."""
-    return [Path(env.get("XDG_DATA_HOME") or home / ".local" / "share") / "opencode" / "storage"]
+    """--source opencode: in $XDG_DATA_HOME/opencode, else ~/.local/share/opencode (XDG on every system): the
+    database opencode.db (and opencode-<channel>.db, or $OPENCODE_DB when absolute), then the pre-1.2 storage/."""
+    data = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share") / "opencode"
+    named = [Path(env["OPENCODE_DB"])] if env.get("OPENCODE_DB", "").startswith("/") else []
+    return [*named, data / "opencode.db", *sorted(data.glob("opencode-*.db")), data / "storage"]
 
 
 FORMAT = Format(NAME, RECORD_UNIT, unit="folder", sniff_dir=sniff_dir, parse_dir=parse_dir, sources=(AgentSource("opencode", _opencode_folders),))

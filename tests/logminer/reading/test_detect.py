@@ -36,6 +36,13 @@ REAL_FOLDERS = [
     ("openclaw-session", "pi", "pi"),
     ("gemini-cli-jsonl", "gemini_cli", "gemini-cli"),
     ("gemini-cli-json", "gemini_cli", "gemini-cli"),
+    ("crush-sqlite", "crush", "crush"),
+    ("cursor-state-vscdb", "cursor", "cursor"),
+    ("copilot-cli-events", "copilot_cli", "copilot-cli"),
+    ("copilot-cli-legacy-json", "copilot_cli", "copilot-cli"),
+    ("kimi-code-wire", "kimi_code", "kimi-code"),
+    ("grok-cli", "grok", "grok"),
+    ("antigravity-cli-steps", "antigravity", "antigravity"),
 ]
 
 
@@ -47,11 +54,8 @@ def test_table_covers_every_real_folder(real_logs):
 @pytest.mark.parametrize(("folder", "module", "name"), REAL_FOLDERS)
 def test_real_folder_detected(real_logs, folder, module, name):
     assert module in FORMAT_MODULES, f"{folder}: its reader {module} is not in the format table"
-    formats = load_formats()
-    paths = expand_inputs([str(real_logs / folder)])
-    assert paths
-    detected = {path: getattr(detect_format(SourceFile.open(path), formats), "name", None) for path in paths}
-    assert detected == {path: name for path in paths}
+    events = list(read_inputs([str(real_logs / folder)]))  # files, folder formats and databases alike
+    assert events and {format_name for _, format_name, _ in events} == {name}
 
 
 # example folder → expected NAME of every event (folder formats included)
@@ -85,6 +89,9 @@ def test_folder_formats_claim_their_folders(example_logs):
                claimed_folders(paths, formats).items()}
     assert claimed == {
         "cline/tasks/1736412345678": "cline",
+        "cline-cli/sessions/1790762400000_abcde": "cline-cli",
+        "copilot-cli/session-state/0b2a81da-5c1e-4f7a-9a43-2d8e5f6a7b10": "copilot-cli",
+        "grok/sessions/%2Fwork%2Fparser/019f6851-7ec4-7ef0-97d3-03f3eee38755": "grok",
         "opencode/storage": "opencode",
         "openhands-v1/conversations/5b2e9c0d41f34a6c8e7d2a1b3c4d5e6f": "openhands-v1",
     }

@@ -43,3 +43,22 @@ def test_broken_history_and_stray_files(example_logs, tmp_path):
     (folder / "api_conversation_history.json").write_text(json.dumps([{"role": "system", "content": "x"}]))
     [bad] = [e for e in cline.parse_dir(str(folder)) if isinstance(e, Rejected) and "message 0" in e.reason]
     assert bad.records == 1
+
+
+def test_roo_and_kilo_task_folders_are_read_and_labelled(example_logs, tmp_path):
+    from tests.logminer.reading.formats.agent_checks import SECRET_TEXT, assert_secret_never_output, read
+
+    for extension, agent in (("rooveterinaryinc.roo-cline", "roo-code"), ("kilocode.kilo-code", "kilo-code"),
+                             ("saoudrizwan.claude-dev", "cline")):
+        folder = tmp_path / extension / "User" / "globalStorage" / extension / "tasks" / "1736412345678"
+        shutil.copytree(example_logs.joinpath(*TASK), folder)
+        (folder / "history_item.json").write_text(json.dumps({"id": "1736412345678", "task": "rename"}))
+        result = read(folder.parent)
+        assert result.formats == {"cline"} and not result.rejected
+        assert [s.agent for s in result.sessions] == [agent]
+        assert "task history entry (title, tokens, cost)" in result.reasons()
+    roo = tmp_path / "secret" / "rooveterinaryinc.roo-cline" / "tasks" / "1"
+    roo.mkdir(parents=True)
+    (roo / "api_conversation_history.json").write_text(json.dumps([{"role": "user", "content": SECRET_TEXT}]))
+    (roo / "ui_messages.json").write_text("[]")
+    assert_secret_never_output(roo.parent, tmp_path / "out")
