@@ -73,6 +73,13 @@ PLAIN_WORD = re.compile(r"^[a-z]+(?:[_-][a-z]+)*$")
 SET_CONTEXT = re.compile(r"(?:config(?:ure)?|secrets?|env)\s+set\s+$")
 
 
+_WORDS_RX = "|".join(word.replace("_", "[_-]?").replace("-", "[_-]?") for word in SECRET_WORDS)
+# Rust-regex (polars) pre-check over a whole batch: a secret word directly before `=`/`:`, in a `--flag`, or after
+# `set` — prose that merely mentions tokens or passwords skips the Python walk of assignment_spans
+ASSIGNMENT_MARKER = (rf"(?i)(?:{_WORDS_RX})[a-z0-9_.-]*[\"']?[ \t]*[:=]|--[a-z0-9_.-]*(?:{_WORDS_RX})"
+                     rf"|set[ \t]+[a-z0-9_.-]*(?:{_WORDS_RX})")
+
+
 def plausible_value(value: str, quoted: bool) -> bool:
     """A value that can be a secret: not a placeholder, reference, code expression, number or plain word."""
     if PLACEHOLDER_VALUE.match(value) or value.isdigit() or "<SECRET:" in value or "<HOME>" in value:

@@ -21,6 +21,7 @@ JSON_SIMPLE = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', 
 URL_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}|[?&#]")
 BREAK = re.compile(r"\n[ \t]*(?=[A-Za-z0-9_+/=.-]{4})")
 TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+/=.-:")
+HEAD = re.compile(r"[A-Za-z0-9_+/=.:-]{8}")
 TOKEN_RUN = re.compile(r"[A-Za-z0-9_+/=.-]+")
 BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")
 ENV_LINE = re.compile(r"^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.-]*\s*[=:]", re.MULTILINE)
@@ -129,6 +130,8 @@ def joined_views(text: str) -> list[View]:
             cut -= 1
         if cut > 0 and text[cut - 1] == "\\":
             cut -= 1
+        if cut < 8 or not HEAD.fullmatch(text, cut - 8, cut):
+            continue
         left = cut
         while left > 0 and cut - left < MAX_TOKEN and text[left - 1] in TOKEN_CHARS:
             left -= 1
