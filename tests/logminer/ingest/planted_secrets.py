@@ -269,20 +269,31 @@ def cases(seed: int = 0) -> list[Case]:
     return out
 
 
-def leaks(planted: Planted, text: str, shape: str = "") -> list[str]:
-    """The windows of `planted`'s body (and of its base64 .env blob) found in `text`."""
-    found = []
+def windows(planted: Planted, shape: str = "") -> set[str]:
+    """Every LEAK_WINDOW-character piece of `planted`'s body (as written and URL-encoded) and, for the base64
+    shape, of its .env blob: finding one in an output is a leak."""
     bodies = [planted.body, urllib.parse.quote(planted.body, safe="")]
     if shape == "base64_env":
         bodies.append(_env_blob(planted))
-    for body in bodies:
-        for line in body.splitlines():
-            for start in range(0, max(1, len(line) - LEAK_WINDOW + 1)):
-                window = line[start:start + LEAK_WINDOW]
-                if len(window) == LEAK_WINDOW and window in text:
-                    found.append(window)
-                    break
-    return found
+    return {line[start:start + LEAK_WINDOW] for body in bodies for line in body.splitlines()
+            for start in range(0, len(line) - LEAK_WINDOW + 1)}
+
+
+def leaks(planted: Planted, text: str, shape: str = "") -> list[str]:
+    """The windows of `planted`'s body (and of its base64 .env blob) found in `text`."""
+    return sorted(window for window in windows(planted, shape) if window in text)
+
+
+def leaked_cases(cases: list[Case], text: str) -> list[Case]:
+    """The cases with a window in `text`, all of them found in one Aho-Corasick pass (polars) over `text`."""
+    import polars as pl
+
+    owner: dict[str, list[int]] = {}
+    for index, case in enumerate(cases):
+        for window in windows(case.planted, case.shape):
+            owner.setdefault(window, []).append(index)
+    hits = pl.Series([text]).str.extract_many(sorted(owner), overlapping=True).to_list()[0] or []
+    return [cases[index] for index in sorted({i for window in hits for i in owner[window]})]
 
 
 # Must survive redaction verbatim: ids, hashes, digests, prose about keys, placeholders of env variables.
