@@ -297,6 +297,12 @@ def redact_value(value: Any, counts: Counter[str]) -> Any:
     return batch.fill(template)
 
 
+def redact_json(value: Any) -> Any:
+    """A report or manifest with every string it quotes redacted (keys too); hashes and counts survive. The last
+    pass before such a file is written, so a name taken from a path, a recipe or an option cannot leak."""
+    return redact_value(value, Counter())
+
+
 def _arguments_template(batch: _Batch, arguments: str, valid: bool) -> tuple[str, Any]:
     """Tool-call arguments: valid JSON is redacted inside its keys and string values and stays valid JSON."""
     if valid:

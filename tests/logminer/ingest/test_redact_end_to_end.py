@@ -98,9 +98,12 @@ def outputs(tmp_path_factory) -> tuple[Path, Path]:
     ingest([str(logs)], root / "ingested" / "sessions.parquet", IngestOptions())
     run_split(SplitJob(inputs=(str(logs),), out_dir=str(root / "split"), progress=False))
     recipe = root / "recipe.toml"
+    key = [case for case in CASES if case.planted.prefixed and case.shape == "prose"][10].planted.value
+    named = f"notes_{key}"  # a source named after a key: the manifest quotes names too
     recipe.write_text(f'[sources.logs]\nkind = "split"\npath = "{root / "split"}"\n'
-                      f'[sources.notes]\nkind = "text"\npath = "{root / "notes_text"}"\n'
-                      '[slices.calibration]\nparts = [{ source = "logs" }, { source = "notes" }]\n', encoding="utf-8")
+                      f'[sources."{named}"]\nkind = "text"\npath = "{root / "notes_text"}"\n'
+                      f'[slices.calibration]\nparts = [{{ source = "logs" }}, {{ source = "{named}" }}]\n',
+                      encoding="utf-8")
     build_corpus(load_recipe(recipe), root / "corpus", progress=False)
     return root, logs
 
