@@ -32,7 +32,7 @@ import polars as pl
 
 from logminer.ingest.secret_rules import (ASSIGNMENT_MARKER, SECRET_WORDS, TRIGGERS, rule_spans, secret_name,
                                          stated_secret)
-from logminer.ingest.secret_views import MARKERS, View, views_of
+from logminer.ingest.secret_views import BASE64_RUN, MARKERS, View, views_of
 from logminer.schema import Session
 
 EMAIL = "<EMAIL>"
@@ -121,17 +121,20 @@ def _scannable(texts: list[str]) -> tuple[list[str], pl.Series]:
         return texts, pl.Series(texts, dtype=pl.Utf8)
 
 
-def _markers(series: pl.Series) -> list[list[str]]:
-    """Which decoded views each text needs, found by polars (Rust regex) over the whole batch."""
+def _markers(series: pl.Series) -> list[tuple[list[str], list[str]]]:
+    """Which decoded views each text needs, and its base64-shaped runs, found by polars (Rust regex) over the
+    whole batch."""
     flags = {name: series.str.contains(pattern).to_list() for name, pattern in MARKERS.items()}
-    return [[name for name in MARKERS if flags[name][index]] for index in range(len(series))]
+    blobs = series.str.extract_all(BASE64_RUN).to_list()
+    return [([name for name in MARKERS if flags[name][index]], blobs[index] or []) for index in range(len(series))]
 
 
 def _triggers(texts: list[str]) -> list[set[str]]:
     """The trigger words of our rules in each text (one Aho-Corasick pass over all of them, by polars); the
     key words only where ASSIGNMENT_MARKER says a key/value pair can follow them."""
     series = pl.Series(texts, dtype=pl.Utf8)
-    found = series.str.extract_many(list(TRIGGERS), overlapping=True, ascii_case_insensitive=True).to_list()
+    found = (series.str.extract_many(list(TRIGGERS), overlapping=True, ascii_case_insensitive=True)
+             .list.unique().to_list())
     assigned = series.str.contains(ASSIGNMENT_MARKER).to_list()
     triggers = []
     for hits, assignment in zip(found, assigned):
@@ -149,22 +152,23 @@ def _lower(text: str) -> str:
     return lowered
 
 
-def find_spans(texts: list[str]) -> list[list[Span]]:
-    """Every secret / personal-data span of each text, from the text itself and from its decoded views."""
+def find_spans(texts: list[str], decoded_views: bool = True, kingfisher: bool = True) -> list[list[Span]]:
+    """Every secret / personal-data span of each text, from the text itself and from its decoded views (the two
+    switches are for benchmarks/redaction_recall.py, which measures what each part adds)."""
     texts, series = _scannable(texts)
     units: list[str] = list(texts)  # texts, then views
     owners: list[tuple[int, View | None]] = [(index, None) for index in range(len(texts))]
-    for index, needed in enumerate(_markers(series)):
-        for view in views_of(texts[index], needed) if needed else ():
+    for index, (needed, blobs) in enumerate(_markers(series) if decoded_views else ()):
+        for view in views_of(texts[index], needed, blobs) if needed or blobs else ():
             units.append(view.text)
             owners.append((index, view))
     found = _triggers(units)
-    scanned = kingfisher_spans(units)
+    scanned = kingfisher_spans(units) if kingfisher else [[] for _ in units]
     spans: list[list[Span]] = [[] for _ in texts]
-    for unit, (index, view), hits, kingfisher in zip(units, owners, found, scanned):
+    for unit, (index, view), hits, theirs in zip(units, owners, found, scanned):
         # ours first: on the same span our kind is kept (a kingfisher kind can depend on other texts of the batch,
         # e.g. an AWS key id is reported as `aws_access_token` only with a secret key somewhere in the same scan)
-        unit_spans = (rule_spans(unit, _lower(unit), hits) if hits else []) + kingfisher
+        unit_spans = (rule_spans(unit, _lower(unit), hits) if hits else []) + theirs
         for start, end, kind, placeholder in unit_spans:
             if view is not None:
                 start, end = view.source_span(start, end)
@@ -197,13 +201,14 @@ def _replace(text: str, spans: list[Span], counts: Counter[str]) -> str:
     return "".join(pieces) + text[last:]
 
 
-def redact_texts(texts: list[str], counts: Counter[str] | None = None) -> list[str]:
-    """Every text with every secret and personal datum replaced; `counts` gains one per replacement."""
+def redact_texts(texts: list[str], counts: Counter[str] | None = None, **parts: bool) -> list[str]:
+    """Every text with every secret and personal datum replaced; `counts` gains one per replacement. `parts`
+    (decoded_views, kingfisher: both on by default) switch parts off for measuring them."""
     tally: Counter[str] = counts if counts is not None else Counter()
     if not texts:
         return []
     with _no_gc_pauses():
-        return [_replace(text, spans, tally) for text, spans in zip(texts, find_spans(texts))]
+        return [_replace(text, spans, tally) for text, spans in zip(texts, find_spans(texts, **parts))]
 
 
 def redact_text(text: str, counts: Counter[str] | None = None) -> str:

@@ -23,7 +23,8 @@ BREAK = re.compile(r"\n[ \t]*(?=[A-Za-z0-9_+/=.-]{4})")
 TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+/=.-:")
 HEAD = re.compile(r"[A-Za-z0-9_+/=.:-]{8}")
 TOKEN_RUN = re.compile(r"[A-Za-z0-9_+/=.-]+")
-BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")
+BASE64_RUN = r"[A-Za-z0-9+/]{32,}={0,2}"  # Rust regex, run by polars over a batch
+HEX_DIGITS = "0123456789abcdefABCDEF"
 ENV_LINE = re.compile(r"^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.-]*\s*[=:]", re.MULTILINE)
 NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 NAME_TAIL = re.compile(r"_(?=[A-Za-z0-9][A-Za-z0-9_+=.-]{15})")
@@ -36,7 +37,6 @@ MARKERS = {
     "json": r'\\[nrtbf"/\\u]',
     "url": r"%[0-9A-Fa-f]{2}|[?&][A-Za-z0-9_.-]+=",
     "joined": r"[A-Za-z0-9_+/=.-]{8}\\?\r?\n[ \t]*[A-Za-z0-9_+/=.-]{4}",
-    "base64": r"[A-Za-z0-9+/]{32}",
     "tail": r"[A-Za-z0-9]_[A-Za-z0-9][A-Za-z0-9_+=.-]{15}",
 }
 
@@ -145,12 +145,13 @@ def joined_views(text: str) -> list[View]:
     return views
 
 
-def base64_views(text: str) -> list[View]:
-    """base64 blocks whose decoded bytes are `.env`-like text (KEY=value or key: value lines)."""
+def base64_views(text: str, blobs: list[str]) -> list[View]:
+    """base64 blocks (`blobs`: the BASE64_RUN matches of `text`, found by polars) whose decoded bytes are
+    `.env`-like text (KEY=value or key: value lines). Hex digests are base64-shaped but never such text: skipped
+    before decoding."""
     views = []
-    for match in BASE64_RUN.finditer(text):
-        blob = match.group()
-        if len(blob) > MAX_BASE64 or len(blob) % 4:
+    for blob in dict.fromkeys(blobs):
+        if len(blob) > MAX_BASE64 or len(blob) % 4 or not blob.strip(HEX_DIGITS):
             continue
         try:
             decoded = base64.b64decode(blob, validate=True).decode("utf-8")
@@ -158,7 +159,10 @@ def base64_views(text: str) -> list[View]:
             continue
         if NOT_TEXT.search(decoded) or not ENV_LINE.search(decoded):
             continue
-        views.append(View(decoded, match.start(), match.end(), whole=True))
+        at = text.find(blob)
+        while at != -1:
+            views.append(View(decoded, at, at + len(blob), whole=True))
+            at = text.find(blob, at + len(blob))
     return views
 
 
@@ -182,15 +186,13 @@ BUILDERS = {
     "json": lambda text: [v for v in (json_view(text),) if v],
     "url": lambda text: [v for v in (url_view(text),) if v],
     "joined": joined_views,
-    "base64": base64_views,
     "tail": name_tail_views,
 }
 
 
-def views_of(text: str, markers: list[str]) -> list[View]:
-    """The decoded views of `text` for the markers it has (see MARKERS); a view of a view is taken once (a URL
-    inside a JSON string)."""
-    views: list[View] = []
+def views_of(text: str, markers: list[str], blobs: list[str]) -> list[View]:
+    """The decoded views of `text` for the markers it has (see MARKERS) and its base64 `blobs`."""
+    views: list[View] = base64_views(text, blobs) if blobs else []
     for marker in markers:
         views.extend(BUILDERS[marker](text))
     return views
