@@ -37,11 +37,15 @@ from logminer.schema import Session
 
 EMAIL = "<EMAIL>"
 HOME = "<HOME>"
-SCAN_SEPARATOR = b"\n\n"
+SCAN_SEPARATOR = b"\n\x00\n"  # no rule's context (`\s`, `[\w.-]`) reaches across a NUL into the next text
 KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 INVISIBLE_NOT_SECRET = ("id", "url", "host", "name", "domain", "address", "repository")
 CACHED_TEXT = 2048
 SECRET_WORD_SET = frozenset(SECRET_WORDS)
+SMALL_BATCH = 16384  # characters; smaller batches are gated in Python
+SMALL_MARKERS = {name: re.compile(pattern) for name, pattern in MARKERS.items()}
+SMALL_BASE64 = re.compile(BASE64_RUN)
+SMALL_ASSIGNMENT = re.compile(ASSIGNMENT_MARKER)
 SURROGATE = re.compile("[\ud800-\udfff]")
 Span = tuple[int, int, str, "str | None"]  # start, end, kind, placeholder (None: <SECRET:kind>)
 
@@ -80,7 +84,7 @@ def _redacts(finding: Any) -> bool:
 
 
 def kingfisher_spans(texts: list[str]) -> list[list[Span]]:
-    """Findings of one kingfisher scan over all `texts` (joined by a blank line), as character spans per text."""
+    """Findings of one kingfisher scan over all `texts` (joined by SCAN_SEPARATOR), as character spans per text."""
     encoded = [text.encode("utf-8") for text in texts]
     starts = []
     offset = 0
@@ -111,33 +115,54 @@ def kingfisher_spans(texts: list[str]) -> list[list[Span]]:
     return spans
 
 
-def _scannable(texts: list[str]) -> tuple[list[str], pl.Series]:
-    """The texts as polars and kingfisher can take them: a lone surrogate (JSON allows `\\ud800`) cannot be
-    encoded, so it is scanned as U+FFFD (same length: the spans still fit the original)."""
+def _scannable(texts: list[str]) -> tuple[list[str], pl.Series | None]:
+    """The texts as polars and kingfisher can take them (and as a polars Series unless the batch is small): a
+    lone surrogate (JSON allows `\\ud800`) cannot be encoded, so it is scanned as U+FFFD (same length: the spans
+    still fit the original)."""
+    small = sum(map(len, texts)) <= SMALL_BATCH
     try:
+        if small:
+            for text in texts:
+                text.encode("utf-8")
+            return texts, None
         return texts, pl.Series(texts, dtype=pl.Utf8)
     except UnicodeEncodeError:
         texts = [SURROGATE.sub("\ufffd", text) for text in texts]
-        return texts, pl.Series(texts, dtype=pl.Utf8)
+        return texts, None if small else pl.Series(texts, dtype=pl.Utf8)
 
 
-def _markers(series: pl.Series) -> list[tuple[list[str], list[str]]]:
-    """Which decoded views each text needs, and its base64-shaped runs, found by polars (Rust regex) over the
-    whole batch."""
-    flags = {name: series.str.contains(pattern).to_list() for name, pattern in MARKERS.items()}
-    blobs = series.str.extract_all(BASE64_RUN).to_list()
+def _markers(texts: list[str], series: pl.Series | None) -> list[tuple[list[str], list[str]]]:
+    """Which decoded views each text needs, and its base64-shaped runs: polars (Rust regex) over the whole batch,
+    all patterns in one `select`; for a small batch, Python's `re` (polars' per-call cost would dominate)."""
+    if series is None:
+        return [([name for name, pattern in SMALL_MARKERS.items() if pattern.search(text)],
+                 SMALL_BASE64.findall(text)) for text in texts]
+    frame = pl.DataFrame({"text": series}).select(
+        *(pl.col("text").str.contains(pattern).alias(name) for name, pattern in MARKERS.items()),
+        pl.col("text").str.extract_all(BASE64_RUN).alias("blobs"))
+    flags = {name: frame[name].to_list() for name in MARKERS}
+    blobs = frame["blobs"].to_list()
     return [([name for name in MARKERS if flags[name][index]], blobs[index] or []) for index in range(len(series))]
 
 
 def _triggers(texts: list[str]) -> list[set[str]]:
-    """The trigger words of our rules in each text (one Aho-Corasick pass over all of them, by polars); the
-    key words only where ASSIGNMENT_MARKER says a key/value pair can follow them."""
-    series = pl.Series(texts, dtype=pl.Utf8)
-    found = (series.str.extract_many(list(TRIGGERS), overlapping=True, ascii_case_insensitive=True)
-             .list.unique().to_list())
-    assigned = series.str.contains(ASSIGNMENT_MARKER).to_list()
+    """The trigger words of our rules in each text (one Aho-Corasick pass over all of them, by polars; `in`
+    tests for a small batch); the key words only where ASSIGNMENT_MARKER says a key/value pair can follow them."""
+    if sum(map(len, texts)) <= SMALL_BATCH:
+        triggers = []
+        for text in texts:
+            lowered = text.lower()
+            words = {trigger for trigger in TRIGGERS if trigger in lowered}
+            if words and not SMALL_ASSIGNMENT.search(text):
+                words -= SECRET_WORD_SET
+            triggers.append(words)
+        return triggers
+    frame = pl.DataFrame({"text": pl.Series(texts, dtype=pl.Utf8)}).select(
+        pl.col("text").str.extract_many(list(TRIGGERS), overlapping=True, ascii_case_insensitive=True)
+        .list.unique().alias("found"),
+        pl.col("text").str.contains(ASSIGNMENT_MARKER).alias("assigned"))
     triggers = []
-    for hits, assignment in zip(found, assigned):
+    for hits, assignment in zip(frame["found"].to_list(), frame["assigned"].to_list()):
         words = {hit.lower() for hit in hits} if hits else set()
         if words and not assignment:
             words -= SECRET_WORD_SET
@@ -158,7 +183,7 @@ def find_spans(texts: list[str], decoded_views: bool = True, kingfisher: bool = 
     texts, series = _scannable(texts)
     units: list[str] = list(texts)  # texts, then views
     owners: list[tuple[int, View | None]] = [(index, None) for index in range(len(texts))]
-    for index, (needed, blobs) in enumerate(_markers(series) if decoded_views else ()):
+    for index, (needed, blobs) in enumerate(_markers(texts, series) if decoded_views else ()):
         for view in views_of(texts[index], needed, blobs) if needed or blobs else ():
             units.append(view.text)
             owners.append((index, view))
