@@ -69,7 +69,7 @@ PLACEHOLDER_VALUE = re.compile(
     r"^(?:[$<{%*\[(@]|(?:none|null|nil|true|false|undefined|redacted|hidden|required|optional|string|example|"
     r"changeme|password|secret|token|xxx+|\.\.\.+|\*+)$)", re.IGNORECASE)
 DOTTED_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$")  # os.environ, self.token
-PLAIN_WORD = re.compile(r"^[a-z]+(?:[_-][a-z]+)*$")
+IDENTIFIER = re.compile(r"^[A-Za-z_$]+(?:-[A-Za-z_]+)*$")
 SET_CONTEXT = re.compile(r"(?:config(?:ure)?|secrets?|env)\s+set\s+$")
 
 
@@ -86,7 +86,8 @@ def plausible_value(value: str, quoted: bool) -> bool:
         return False
     if quoted:
         return not any(c.isspace() for c in value)
-    return not (DOTTED_NAME.match(value) or (PLAIN_WORD.match(value) and len(value) < 16) or "://" in value)
+    # unquoted letters only (`csrfToken`, `restoredModel`, `FilterOrBool`) is code: an identifier, not a secret
+    return not (DOTTED_NAME.match(value) or IDENTIFIER.match(value) or "://" in value)
 
 
 def stated_secret(value: str) -> bool:
@@ -177,7 +178,8 @@ RULES: tuple[Rule, ...] = (
           check=lambda text, m: text[m.start() - 1:m.start()] not in (".", "-")),
     _rule("home_path", rf":\\{{1,2}}Users\\{{1,2}}(?!<){HOME_NAME}", ("users\\",), placeholder="<HOME>",
           left="[A-Za-z]", check=lambda text, m: text[m.start() - 1:m.start()].isalpha()),
-    _rule("home_path", r"~(?P<secret>[a-z_][a-z0-9_.-]{0,31})(?=/)", ("~",), placeholder="<HOME>",
+    # `~user/`; one letter is an Elixir sigil (`~r/regex/`)
+    _rule("home_path", r"~(?P<secret>[a-z_][a-z0-9_.-]{1,31})(?=/)", ("~",), placeholder="<HOME>",
           check=lambda text, m: m.start() == 0 or text[m.start() - 1] in " \t\n\"'=:(`,;[{"),
     _rule("home_folder_name", r"-(?:Users|home)-[A-Za-z0-9._]+", ("-users-", "-home-"), word_start=True,
           placeholder="-<HOME>", left="-mnt-[a-z]|-var"),
