@@ -46,7 +46,7 @@ def logminer(**parts: bool):
 
 
 def kingfisher_alone():
-    from logminer.ingest.redact import kingfisher_spans
+    from logminer.ingest.secret_scanner import kingfisher_spans
 
     def one(text: str) -> str:
         spans = kingfisher_spans([text])[0]

@@ -32,14 +32,12 @@ import polars as pl
 
 from logminer.ingest.secret_rules import (ASSIGNMENT_MARKER, SECRET_WORDS, TRIGGERS, rule_spans, secret_name,
                                          stated_secret)
+from logminer.ingest.secret_scanner import kingfisher_spans
 from logminer.ingest.secret_views import BASE64_RUN, MARKERS, View, views_of
 from logminer.schema import Session
 
 EMAIL = "<EMAIL>"
 HOME = "<HOME>"
-SCAN_SEPARATOR = b"\n\x00\n"  # no rule's context (`\s`, `[\w.-]`) reaches across a NUL into the next text
-KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-INVISIBLE_NOT_SECRET = ("id", "url", "host", "name", "domain", "address", "repository")
 CACHED_TEXT = 2048
 SECRET_WORD_SET = frozenset(SECRET_WORDS)
 SMALL_BATCH = 16384  # characters; smaller batches are gated in Python
@@ -52,67 +50,6 @@ Span = tuple[int, int, str, "str | None"]  # start, end, kind, placeholder (None
 
 def secret(kind: str) -> str:
     return f"<SECRET:{kind}>"
-
-
-_SCANNER: list[Any] = []
-
-
-def _kingfisher():
-    """The kingfisher scanner, built once per process (the compiled rules are cached on disk by kingfisher:
-    ~5 s the first time on a machine, ~0.5 s after)."""
-    if not _SCANNER:
-        import kingfisher_sdk
-
-        _SCANNER.append(kingfisher_sdk.Scanner(kingfisher_sdk.Rules(), base64=True))
-    return _SCANNER[0]
-
-
-def _kind(rule_id: str) -> str:
-    name = rule_id.split("/")[-1].removeprefix("betterleaks.").removeprefix("kingfisher.")
-    head, _, tail = name.rpartition(".")
-    if head and tail.isdigit():
-        name = head
-    return name.replace("-", "_").replace(".", "_")
-
-
-def _redacts(finding: Any) -> bool:
-    """Visible findings, and hidden ones that are secrets themselves (kingfisher hides the parts it pairs, e.g. an
-    AWS secret key found without its key id), not the ids, hosts and URLs it pairs them with."""
-    if finding.visible:
-        return True
-    return not _kind(finding.rule_id).endswith(INVISIBLE_NOT_SECRET)
-
-
-def kingfisher_spans(texts: list[str]) -> list[list[Span]]:
-    """Findings of one kingfisher scan over all `texts` (joined by SCAN_SEPARATOR), as character spans per text."""
-    encoded = [text.encode("utf-8") for text in texts]
-    starts = []
-    offset = 0
-    for data in encoded:
-        starts.append(offset)
-        offset += len(data) + len(SCAN_SEPARATOR)
-    spans: list[list[Span]] = [[] for _ in texts]
-    if not texts:
-        return spans
-    from bisect import bisect_right
-
-    for finding in _kingfisher().scan(SCAN_SEPARATOR.join(encoded)):
-        if not _redacts(finding):
-            continue
-        location = finding.location
-        index = bisect_right(starts, location["start_offset"]) - 1
-        data = encoded[index]
-        begin = location["start_offset"] - starts[index]
-        end = min(location["end_offset"] - starts[index], len(data))
-        if end <= begin:
-            continue
-        if not texts[index].isascii():  # byte offsets → character offsets
-            begin, end = len(data[:begin].decode("utf-8", "ignore")), len(data[:end].decode("utf-8", "ignore"))
-        text = texts[index]
-        while end < len(text) and text[end] in KEY_CHARS:  # a rule of one exact length: the rest of the key too
-            end += 1
-        spans[index].append((begin, end, _kind(finding.rule_id), None))
-    return spans
 
 
 def _scannable(texts: list[str]) -> tuple[list[str], pl.Series | None]:
