@@ -33,7 +33,7 @@ import polars as pl
 from logminer.ingest.secret_rules import (ASSIGNMENT_MARKER, SECRET_WORDS, TRIGGERS, rule_spans, secret_name,
                                          stated_secret)
 from logminer.ingest.secret_scanner import kingfisher_spans
-from logminer.ingest.secret_views import BASE64_RUN, MARKERS, View, views_of
+from logminer.ingest.secret_views import BASE64_RUN, MARKERS, View, delimited_view, views_of
 from logminer.schema import Session
 
 EMAIL = "<EMAIL>"
@@ -124,7 +124,14 @@ def find_spans(texts: list[str], decoded_views: bool = True, kingfisher: bool = 
         for view in views_of(texts[index], needed, blobs) if needed or blobs else ():
             units.append(view.text)
             owners.append((index, view))
-    found = _triggers(units)
+    ours = len(units)  # the views after these are for kingfisher only: the texts and their JSON / URL views,
+    for unit, (index, view) in list(zip(units, owners)) if decoded_views and kingfisher else ():  # delimited
+        if view is None or view.decoded:
+            spaced = delimited_view(unit)
+            if spaced is not None:
+                units.append(spaced.text)
+                owners.append((index, view.chain(spaced) if view else spaced))
+    found = _triggers(units[:ours]) + [set()] * (len(units) - ours)
     scanned = kingfisher_spans(units) if kingfisher else [[] for _ in units]
     spans: list[list[Span]] = [[] for _ in texts]
     for unit, (index, view), hits, theirs in zip(units, owners, found, scanned):

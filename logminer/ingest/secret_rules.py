@@ -26,6 +26,7 @@ from typing import Any
 WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 EMAIL_LOCAL_CHARS = WORD_CHARS | frozenset(".%+-")
 TOKEN_END = r"(?![A-Za-z0-9_-])"
+WORD_END = r"(?![A-Za-z0-9_])"  # `\b` would count a Unicode digit or letter after the key as part of it
 
 
 @dataclass(frozen=True)
@@ -156,13 +157,13 @@ RULES: tuple[Rule, ...] = (
     _rule("anthropic_key", rf"sk-ant-[A-Za-z0-9_-]{{20,}}{TOKEN_END}", ("sk-ant-",), word_start=True),
     _rule("openai_key", rf"sk-(?:proj-|svcacct-|admin-|or-v1-)?[A-Za-z0-9_-]{{20,}}{TOKEN_END}", ("sk-",),
           word_start=True),
-    _rule("github_token", r"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})\b",
+    _rule("github_token", rf"(?:gh[pousr]_[A-Za-z0-9]{{36,}}|github_pat_[A-Za-z0-9_]{{22,}}){WORD_END}",
           ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), word_start=True),
-    _rule("hf_token", r"(?:hf_|api_org_)[A-Za-z0-9]{30,}\b", ("hf_", "api_org_"), word_start=True),
+    _rule("hf_token", rf"(?:hf_|api_org_)[A-Za-z0-9]{{30,}}{WORD_END}", ("hf_", "api_org_"), word_start=True),
     _rule("telegram_bot_token", r":AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])", (":aa",),
           check=lambda text, m: m.start() >= 8 and text[m.start() - 8:m.start()].isdigit()),
-    _rule("mailgun_key", r"key-[0-9a-f]{32}\b", ("key-",), word_start=True),
-    _rule("new_relic_key", r"NRAK-[A-Z0-9]{27}\b", ("nrak-",), word_start=True),
+    _rule("mailgun_key", rf"key-[0-9a-f]{{32}}{WORD_END}", ("key-",), word_start=True),
+    _rule("new_relic_key", rf"NRAK-[A-Z0-9]{{27}}{WORD_END}", ("nrak-",), word_start=True),
     _rule("flyio_token", rf"fo1_[A-Za-z0-9_-]{{30,}}{TOKEN_END}", ("fo1_",), word_start=True),
     _rule("webhook_url", r"(?:hooks\.slack\.com/services|discord(?:app)?\.com/api/webhooks)/(?P<secret>[^\s\"'<>`]+)",
           ("hooks.slack.com", "/api/webhooks")),

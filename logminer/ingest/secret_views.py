@@ -29,6 +29,9 @@ ENV_LINE = re.compile(r"^\s*(?:export\s+)?[A-Za-z_][A-Za-z0-9_.-]*\s*[=:]", re.M
 NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 NAME_TAIL = re.compile(r"_(?=[A-Za-z0-9][A-Za-z0-9_+=.-]{15})")
 EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,8}$")  # a file name's extension is not part of the key before it
+KEEP_IN_DELIMITED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-. \t\n\r")
+DELIMITERS = str.maketrans({chr(c): " " for c in range(128) if chr(c) not in KEEP_IN_DELIMITED})
+NOT_ASCII = re.compile(r"[^\x00-\x7f]")
 MAX_BASE64 = 65536  # longer base64 runs are images or archives, not .env files
 MAX_TOKEN = 512
 
@@ -37,7 +40,7 @@ MARKERS = {
     "json": r'\\[nrtbf"/\\u]',
     "url": r"%[0-9A-Fa-f]{2}|[?&][A-Za-z0-9_.-]+=",
     "joined": r"[A-Za-z0-9_+/=.-]{8}\\?\r?\n[ \t]*[A-Za-z0-9_+/=.-]{4}",
-    "tail": r"[A-Za-z0-9]_[A-Za-z0-9][A-Za-z0-9_+=.-]{15}",
+    "tail": r"_[A-Za-z0-9][A-Za-z0-9_+=.-]{15}",
 }
 
 
@@ -51,12 +54,21 @@ class View:
     end: int
     pieces: list[tuple[int, int, int, int]] = field(default_factory=list)
     whole: bool = False  # a finding anywhere in the view stands for the whole source span (base64 blobs)
+    kingfisher_only: bool = False  # our rules already handle what this view shows (delimited_view)
+    decoded: bool = False  # a JSON- or URL-decoded view of the whole text
+    parent: View | None = None  # a view of a view (JSON inside a JSON string): offsets map through the parent
     _starts: list[int] | None = field(default=None, repr=False)
+
+    def chain(self, same_length: View) -> View:
+        """This view with its text replaced by `same_length` (a delimited copy of it): offsets map the same."""
+        return View(same_length.text, self.start, self.end, self.pieces, self.whole, True, self.decoded, self.parent)
 
     def source_span(self, start: int, end: int) -> tuple[int, int]:
         if self.whole:
-            return self.start, self.end
-        return self._to_source(start, end_side=False), self._to_source(end, end_side=True)
+            span = self.start, self.end
+        else:
+            span = self._to_source(start, end_side=False), self._to_source(end, end_side=True)
+        return self.parent.source_span(*span) if self.parent is not None else span
 
     def _to_source(self, position: int, end_side: bool) -> int:
         if self._starts is None:
@@ -91,7 +103,7 @@ def _decoded(text: str, pattern: re.Pattern[str], decode, start: int = 0, end: i
     if not pieces:
         return None
     parts.append(text[last:end])
-    return View("".join(parts), start, end, pieces)
+    return View("".join(parts), start, end, pieces, decoded=True)
 
 
 def _json_char(match: re.Match[str]) -> str:
@@ -112,8 +124,32 @@ def _url_char(match: re.Match[str]) -> str | None:
     return "\n" if chr(code) in "?&#" else chr(code)
 
 
-def json_view(text: str) -> View | None:
-    return _decoded(text, JSON_ESCAPE, _json_char)
+def delimited_view(text: str) -> View | None:
+    """For kingfisher only: its provider rules end a key at whitespace, a quote or `;`, so a key followed by `.`,
+    `/`, `&`, `)`, `,`, `=` or any other character is missed; here every character that is not a letter, digit,
+    `_`, `-`, `.` or whitespace is a space, and so is a `.` that ends a sentence (same length: offsets unchanged;
+    base64 keys with `+`/`=` are found in the text itself)."""
+    spaced = text.translate(DELIMITERS)
+    if not spaced.isascii():
+        spaced = NOT_ASCII.sub(" ", spaced)
+    # `.` stays inside keys (`hvs.…`, `dp.pt.…`, JWTs) but not at a sentence's end
+    spaced = spaced.replace(". ", "  ").replace(".\n", " \n")
+    if spaced.endswith("."):
+        spaced = spaced[:-1] + " "
+    return None if spaced == text else View(spaced, 0, len(text), kingfisher_only=True)
+
+
+def json_views(text: str) -> list[View]:
+    """The JSON-unescaped text, and that unescaped once more where it still has escapes (JSON quoted inside a
+    JSON string, as tool results often are: `\\\\n`)."""
+    first = _decoded(text, JSON_ESCAPE, _json_char)
+    if first is None:
+        return []
+    second = _decoded(first.text, JSON_ESCAPE, _json_char)
+    if second is None:
+        return [first]
+    second.parent = first
+    return [first, second]
 
 
 def url_view(text: str) -> View | None:
@@ -121,8 +157,9 @@ def url_view(text: str) -> View | None:
 
 
 def joined_views(text: str) -> list[View]:
-    """Keys wrapped across two lines: the token ending a line (with a digit in it, as a key's half has) joined to
-    the token starting the next one, a shell `\\` continuation and indentation removed."""
+    """Keys wrapped across two lines: where the token ending a line looks like a key's half (8+ key characters,
+    an upper-case letter or a digit among them), the two lines as one, the break (with a shell `\\`
+    continuation and indentation) removed. Whole lines, so a rule that wants a name before the key sees it."""
     views = []
     for match in BREAK.finditer(text):
         cut = match.start()
@@ -138,10 +175,11 @@ def joined_views(text: str) -> list[View]:
         head = text[left:cut]
         if len(head) < 8 or head.lower() == head and not any(c.isdigit() for c in head):
             continue  # a key's half has an upper-case letter or a digit; a word at a line's end rarely does
-        tail = TOKEN_RUN.match(text, match.end())
-        end = min(tail.end(), match.end() + MAX_TOKEN)
-        joined = head + text[match.end():end]
-        views.append(View(joined, left, end, [(len(head), len(head), cut, match.end())]))
+        start = max(text.rfind("\n", max(0, left - MAX_TOKEN), left) + 1, left - MAX_TOKEN, 0)
+        end = text.find("\n", match.end(), match.end() + MAX_TOKEN)
+        end = end if end != -1 else min(len(text), match.end() + MAX_TOKEN)
+        joined = text[start:cut] + text[match.end():end]
+        views.append(View(joined, start, end, [(cut - start, cut - start, cut, match.end())]))
     return views
 
 
@@ -172,8 +210,6 @@ def name_tail_views(text: str) -> list[View]:
     views = []
     for match in NAME_TAIL.finditer(text):
         at = match.end()
-        if at < 2 or not text[at - 2].isalnum():
-            continue
         value = EXTENSION.sub("", TOKEN_RUN.match(text, at).group()[:MAX_TOKEN])
         digits = sum(c.isdigit() for c in value)
         if len(value) < 16 or not (digits >= 2 and len(value) - digits >= 2 or value.lower() != value != value.upper()):
@@ -183,7 +219,7 @@ def name_tail_views(text: str) -> list[View]:
 
 
 BUILDERS = {
-    "json": lambda text: [v for v in (json_view(text),) if v],
+    "json": json_views,
     "url": lambda text: [v for v in (url_view(text),) if v],
     "joined": joined_views,
     "tail": name_tail_views,

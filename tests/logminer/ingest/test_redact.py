@@ -226,3 +226,30 @@ def test_lone_surrogates_from_json_do_not_break_redaction():
     text = json.loads('"bad \\ud83d then sk-ant-api03-' + "Qz9x" * 8 + ' and \\\\ud83d"')
     out = redact_text(text)
     assert out.startswith("bad \ud83d then <SECRET:anthropic_key>")
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+AROUND = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+PREFIXED = [case for case in CASES if case.planted.prefixed and case.shape == "prose"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(before=AROUND, after=AROUND, index=st.integers(0, len(PREFIXED) - 1),
+       separator=st.sampled_from([" ", "\n", "\t", '"', "'", "=", ": ", "(", "\\n", "%3D", "%22", "/", "_"]))
+def test_a_key_anywhere_is_redacted(before, after, index, separator):
+    """A provider key after any text and separator (escaped or not) and before any text never survives."""
+    planted = PREFIXED[index].planted
+    glued = after and (after[0].isascii() and after[0].isalnum() or after[0] in "_-+/=.")  # would lengthen the key
+    text = before + separator + planted.value + (" " if glued else "") + after
+    assert not planted_secrets.leaks(planted, redact_text(text)), text
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from([case.text for case in CASES[::5]] + list(SURVIVORS)), min_size=1, max_size=6),
+       st.text(max_size=60))
+def test_redaction_is_idempotent_and_never_raises(pieces, noise):
+    """Placeholders never match a rule again, and any text (lone surrogates included) goes through."""
+    text = f" {noise}\n".join(pieces)  # pieces glued with no space between would be one token
+    once = redact_text(text)
+    assert redact_text(once) == once
