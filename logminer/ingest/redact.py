@@ -5,9 +5,11 @@ provider rules, ~490 of them, compiled to one Rust/Vectorscan scan) plus our own
 (`secret_rules.py` lists them and why). Chosen by measured recall on the planted corpus and speed:
 benchmarks/redaction_recall.py compares it with detect-secrets, Betterleaks' Go bindings and Microsoft's masker.
 
-Every text is scanned as written AND as its decoded views (`secret_views.py`: JSON-unescaped, URL-decoded with one
-query parameter per line, base64 `.env` blocks, keys wrapped across two lines, tokens glued to a name by `_`); a
-finding in a view is mapped back to the span it was decoded from. Overlapping findings merge; each span becomes
+Every text is scanned as written AND as its decoded views (`secret_views.py`: JSON-unescaped (twice for JSON in
+JSON), URL-decoded with one query parameter per line, base64 `.env` blocks, keys wrapped across two lines, tokens
+glued to a name by `_`, and for kingfisher a copy with punctuation as spaces, since its rules end a key only at
+whitespace, a quote or `;`); a finding in a view is mapped back to the span it was decoded from. This replaces
+the old word-start fix-ups: a key after `\n` or `%3D` starts a word in the decoded view. Overlapping findings merge; each span becomes
 <SECRET:kind>, <EMAIL> or <HOME>. Only key-shaped text is touched: UUIDs, git SHAs, `sha256:` digests and lockfile
 hashes have no provider prefix and no secret-named key in front of them, so they survive (tests check every one of
 them in the real logs).
@@ -124,13 +126,21 @@ def find_spans(texts: list[str], decoded_views: bool = True, kingfisher: bool = 
         for view in views_of(texts[index], needed, blobs) if needed or blobs else ():
             units.append(view.text)
             owners.append((index, view))
-    ours = len(units)  # the views after these are for kingfisher only: the texts and their JSON / URL views,
-    for unit, (index, view) in list(zip(units, owners)) if decoded_views and kingfisher else ():  # delimited
-        if view is None or view.decoded:
-            spaced = delimited_view(unit)
-            if spaced is not None:
-                units.append(spaced.text)
-                owners.append((index, view.chain(spaced) if view else spaced))
+    ours = len(units)  # the views after these are delimited copies, for kingfisher only: of each text's most
+    # decoded JSON / URL views (a view's decoding holds the text's words too), or of the text where it has none
+    if decoded_views and kingfisher:
+        decoded = [(index, view) for index, view in owners if view is not None and view.decoded]
+        parents = {id(view.parent) for _, view in decoded if view.parent is not None}
+        leaves: dict[int, list[View]] = {}
+        for index, view in decoded:
+            if id(view) not in parents:
+                leaves.setdefault(index, []).append(view)
+        for index, text in enumerate(texts):
+            for view in leaves.get(index, [None]):
+                spaced = delimited_view(view.text if view else text)
+                if spaced is not None:
+                    units.append(spaced.text)
+                    owners.append((index, view.chain(spaced) if view else spaced))
     found = _triggers(units[:ours]) + [set()] * (len(units) - ours)
     scanned = kingfisher_spans(units) if kingfisher else [[] for _ in units]
     spans: list[list[Span]] = [[] for _ in texts]

@@ -5,7 +5,7 @@ A log quotes text inside other text: JSON strings with `\\n`/`\\t`/`\\"` escapes
 (`%3D`, `%22`), base64 `.env` blobs, keys wrapped across two lines, keys glued to a file name by `_`. Scanners (ours
 and kingfisher's) look for a key at a word boundary, which the escape hides (`\\nsk-…`: the `n` is a letter). Each
 view here is the decoded text plus the pieces that changed, so a finding in the view maps back to a span of the
-original. Views are built only for texts that contain their marker (the cheap checks in `markers`).
+original. Views are built only for texts that contain their marker (MARKERS, checked by polars over a batch).
 """
 
 from __future__ import annotations
