@@ -182,11 +182,14 @@ def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def measure(inputs: Path, out_dir: Path, jobs: int = 1) -> dict:
+def measure(inputs: Path, out_dir: Path, jobs: int = 1, redact_batch: int | None = None) -> dict:
     """Run one ingest in a child process; wall time, sessions and the child's peak RSS (with jobs > 1 the
-    workers' own peak is reported separately by RUSAGE_CHILDREN)."""
+    workers' own peak is reported separately by RUSAGE_CHILDREN). `redact_batch` (jobs=1 only) overrides how many
+    sessions are redacted together; 1 is the unbatched baseline."""
     code = (
         "import json, sys, time, resource\n"
+        "from logminer.ingest import pipeline\n"
+        + (f"pipeline.REDACT_BATCH = {redact_batch}\n" if redact_batch else "") +
         "from logminer.ingest.pipeline import IngestOptions, ingest\n"
         "start = time.perf_counter()\n"
         "report = ingest([sys.argv[1]], sys.argv[2], IngestOptions(jobs=int(sys.argv[3]), parallel_min_bytes=0))\n"
@@ -213,6 +216,54 @@ def reading_rate(inputs: Path) -> float:
     result = subprocess.run([sys.executable, "-c", code, str(inputs)], capture_output=True, text=True, check=True,
                             cwd=ROOT)
     return folder_bytes(inputs) / 1e6 / max(float(result.stdout.strip().splitlines()[-1]), 1e-9)
+
+
+def generate_small_sessions(folder: Path, sessions: int = 6000, megabytes: float = 15.0, files: int = 12,
+                            seed: int = 0) -> int:
+    """`sessions` small OpenAI-chat conversations (system, user, assistant tool call, tool result, answer) of
+    about megabytes / sessions each, in `files` JSONL files; one in 20 quotes a key or a home folder. Returns the
+    bytes written."""
+    rng = random.Random(seed)
+    per_session = int(megabytes * 1_000_000 / sessions)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for number in range(files):
+        lines = []
+        for index in range(number * sessions // files, (number + 1) * sessions // files):
+            size = per_session // 5
+            extra = ""
+            if index % 20 == 0:
+                extra = f" export SERVICE_TOKEN=t{rng.getrandbits(64):x}Q9 in /home/user{index % 7}/proj"
+            messages = [
+                {"role": "system", "content": varied_text(rng, size // 2)},
+                {"role": "user", "content": f"task {index}: " + varied_text(rng, size) + extra},
+                {"role": "assistant", "content": varied_text(rng, size // 2), "tool_calls": [{
+                    "id": f"c{index}", "type": "function",
+                    "function": {"name": "bash", "arguments": json.dumps({"cmd": f"pytest -q tests/t{index}.py"})}}]},
+                {"role": "tool", "tool_call_id": f"c{index}", "content": varied_text(rng, size)},
+                {"role": "assistant", "content": varied_text(rng, size)},
+            ]
+            lines.append(json.dumps({"messages": messages}))
+        body = "\n".join(lines) + "\n"
+        (folder / f"chats{number:02d}.jsonl").write_text(body, encoding="utf-8")
+        written += len(body.encode("utf-8"))
+    return written
+
+
+def measure_small_sessions(scratch: Path, jobs: list[int]) -> None:
+    """Many small sessions (6,000 in 15 MB): redaction batched across sessions vs one session at a time (the
+    baseline: redact_session per session, measured here in the same run)."""
+    corpus = scratch / "small"
+    written = generate_small_sessions(corpus)
+    print(f"generated {written / 1e6:.1f} MB: 6000 small OpenAI-chat sessions")
+    baseline = measure(corpus, scratch / "small-unbatched", 1, redact_batch=1)
+    show("small sessions, jobs=1, redaction one session at a time (baseline)", baseline)
+    batched = measure(corpus, scratch / "small-batched", 1)
+    show("small sessions, jobs=1, redaction batched", batched)
+    print(f"small sessions: batched redaction {baseline['seconds'] / batched['seconds']:.2f}x the baseline's speed")
+    for count in (j for j in jobs if j > 1):
+        show(f"small sessions, jobs={count}", measure(corpus, scratch / f"small{count}", count))
+    shutil.rmtree(corpus, ignore_errors=True)
 
 
 def show(label: str, stats: dict) -> None:
@@ -267,6 +318,7 @@ def main() -> None:
             reading = reading_rate(stores)
             print(f"  readers alone on the SQLite stores: {reading:.1f} MB per CPU-second "
                   f"({reading / jsonl_reading:.2f}x the JSONL readers)")
+        measure_small_sessions(scratch, jobs)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"(benchmark driver peak RSS {own:.0f} MB; target: >= 20 MB/s end to end on 2 cores)")
 

@@ -26,7 +26,7 @@ except ImportError:  # Python 3.10
 
 from calibkit.atomic import sha256_file, write_atomic
 from calibkit.calibration_text import DOCUMENT_SEPARATOR
-from logminer.ingest.redact import redact_text, redact_texts
+from logminer.ingest.redact import redact_json, redact_text, redact_texts
 from logminer.split.assign import SPLITS, parse_token_count
 from logminer.split.dedup import DedupOptions, deduplicate
 from logminer.split.lsh import cross_pairs, estimated_jaccard
@@ -274,5 +274,5 @@ def build_corpus(recipe: Recipe, out_dir: str | Path, *, tokenizer: str | None =
                  "redactions": dict(sorted(pool.redactions.items()))},
         "slices": slices, "disjoint": disjoint, "document_separator": DOCUMENT_SEPARATOR,
     }
-    write_atomic(out / "corpus_manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_atomic(out / "corpus_manifest.json", json.dumps(redact_json(manifest), indent=2, sort_keys=True) + "\n")
     return manifest

@@ -28,7 +28,7 @@ import polars as pl
 
 from calibkit.atomic import write_atomic, write_with
 from logminer.ingest.clean import clean_session, truncate_to_tokens
-from logminer.ingest.redact import redact_session, redact_text
+from logminer.ingest.redact import redact_session, redact_sessions, redact_text
 from logminer.ingest.report import IngestReport
 from logminer.ingest.score import infer_tools, score_session
 from logminer.reading.detect import claimed_folders, read_inputs
@@ -52,6 +52,8 @@ INGEST_SCHEMA: dict[str, pl.DataType] = {
     "non_latin_share": pl.Float64,
 }
 REPORT_NAME = "report.json"
+REDACT_BATCH = 512  # sessions redacted together (see ingest_rows)
+REDACT_BATCH_CHARS = 4_000_000
 OUTPUT_ROW_GROUP = 64  # sessions per row group of the output parquet
 
 
@@ -87,9 +89,12 @@ def session_tokens(session: Session, options: IngestOptions) -> int:
     return count_tokens([text], options.tokenizer)[0]
 
 
-def process_session(session: Session, options: IngestOptions, report: IngestReport) -> tuple[dict | None, str | None]:
-    """One session through redact → clean → score → filters: (output row, None) or (None, filter reason)."""
-    redact_session(session, report.redactions)
+def process_session(session: Session, options: IngestOptions, report: IngestReport,
+                    redacted: bool = False) -> tuple[dict | None, str | None]:
+    """One session through redact (unless `redacted` already) → clean → score → filters: (output row, None) or
+    (None, filter reason)."""
+    if not redacted:
+        redact_session(session, report.redactions)
     clean_session(session, report.cleaning)
     if not session.turns:
         return None, "no turns after cleaning"
@@ -125,18 +130,41 @@ def process_session(session: Session, options: IngestOptions, report: IngestRepo
 
 def ingest_rows(inputs: list[str], options: IngestOptions, report: IngestReport,
                 on_source: Callable[[str], None] | None = None) -> Iterator[dict]:
-    """Output rows of every kept session; every record's fate goes into `report`."""
+    """Output rows of every kept session; every record's fate goes into `report`. Sessions are redacted in
+    batches (one file's sessions, at most REDACT_BATCH of them): redaction's scans cost per call, not per byte."""
     current = None
+    pending: list[tuple[str, str | None, Session]] = []
+    chars = 0
     for path, fmt, event in read_inputs(inputs, strict=options.strict):
         if path != current:
+            yield from _process_batch(pending, options, report)
+            pending, chars = [], 0
             current = path
             if on_source is not None:
                 on_source(path)
         session = report.read(path, fmt, event)
         if session is None:
             continue
+        pending.append((path, fmt, session))
+        chars += sum(len(turn.text) for turn in session.turns)
+        if len(pending) >= REDACT_BATCH or chars >= REDACT_BATCH_CHARS:
+            yield from _process_batch(pending, options, report)
+            pending, chars = [], 0
+    yield from _process_batch(pending, options, report)
+
+
+def _process_batch(pending: list[tuple[str, str | None, Session]], options: IngestOptions,
+                   report: IngestReport) -> Iterator[dict]:
+    if not pending:
+        return
+    try:
+        redact_sessions([session for _, _, session in pending], report.redactions)
+        redacted = True
+    except RecursionError:  # one session is too deep: redact each alone, that one is rejected below
+        redacted = False
+    for path, fmt, session in pending:
         try:
-            row, reason = process_session(session, options, report)
+            row, reason = process_session(session, options, report, redacted)
         except RecursionError:  # JSON values nested deeper than redaction / schema inference can follow
             too_deep = Rejected(session.source_file, session.line_start, "values nested too deeply to process",
                                 records=session.records)

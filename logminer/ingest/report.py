@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from logminer.ingest.redact import redact_text
+from logminer.ingest.redact import redact_json, redact_text
 from logminer.schema import Rejected, Session, Skipped
 
 MAX_LISTED_REJECTIONS = 1000  # the per-line list is capped; the per-reason counts are always complete
@@ -167,4 +167,4 @@ class IngestReport:
         }
 
     def dumps(self) -> str:
-        return json.dumps(self.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        return json.dumps(redact_json(self.to_json()), indent=2, sort_keys=True, ensure_ascii=False) + "\n"

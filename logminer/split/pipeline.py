@@ -25,7 +25,7 @@ import xxhash
 
 from calibkit.atomic import sha256_file, write_atomic, write_with
 from calibkit.calibration_text import DOCUMENT_SEPARATOR
-from logminer.ingest.redact import redact_text
+from logminer.ingest.redact import redact_json, redact_text
 from logminer.split.assign import OVER_BUDGET, SPLITS, SplitOptions, assign_splits, group_order
 from logminer.split.audit import AuditReport, audit_cross_split
 from logminer.split.decontaminate import DecontaminationOptions, DocumentFacts, HoldoutIndex
@@ -175,7 +175,7 @@ def run_split(job: SplitJob) -> dict[str, Any]:
     split_counts = _write_splits(out, docs, in_split, split_of, group_of, clusters, dedup, job.split.seed)
     _write_buckets(out, docs, status, reasons, dedup, clusters, rejected)
     manifest = _manifest(job, loaded, docs, status, split_counts, rejected, audit, holdout_items, dedup)
-    write_atomic(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    write_atomic(out / "manifest.json", json.dumps(redact_json(manifest), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     return manifest
 
 
