@@ -21,8 +21,15 @@ from imatrix.files.imatrix_file import (
     write_dat,
     write_gguf,
 )
-from tests.imatrix.files.imatrix_samples import DENSE, MOE, activations_sums, llama_imatrix_merge, small_imatrix
+from tests.imatrix.files.imatrix_samples import (
+    DENSE,
+    MOE,
+    activations_sums,
+    llama_imatrix_merge,
+    small_imatrix,
+)
 from tests.real_components import require_llamacpp_tools, require_model
+
 
 def gguf_string(text: str) -> bytes:
     raw = text.encode()

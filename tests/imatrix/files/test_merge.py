@@ -8,9 +8,21 @@ import warnings
 import numpy as np
 import pytest
 
-from imatrix.files.imatrix_file import Imatrix, ImatrixEntry, ImatrixFileError, read_imatrix, write_dat, write_gguf
+from imatrix.files.imatrix_file import (
+    Imatrix,
+    ImatrixEntry,
+    ImatrixFileError,
+    read_imatrix,
+    write_dat,
+    write_gguf,
+)
 from imatrix.files.merge import merge
-from tests.imatrix.files.imatrix_samples import DENSE, MOE, llama_imatrix_merge, small_imatrix
+from tests.imatrix.files.imatrix_samples import (
+    DENSE,
+    MOE,
+    llama_imatrix_merge,
+    small_imatrix,
+)
 from tests.real_components import require_llamacpp_tools
 
 
