@@ -1,4 +1,5 @@
-"""GGUF and legacy .dat imatrix files: structure byte by byte, round trips, merge, and errors that name the file."""
+"""GGUF and legacy .dat imatrix files: structure byte by byte, round trips, and errors that name the file (merging:
+test_merge.py)."""
 
 from __future__ import annotations
 
@@ -20,28 +21,14 @@ from imatrix.files.imatrix_file import (
     write_dat,
     write_gguf,
 )
+from tests.imatrix.files.imatrix_samples import (
+    DENSE,
+    MOE,
+    activations_sums,
+    llama_imatrix_merge,
+    small_imatrix,
+)
 from tests.real_components import require_llamacpp_tools, require_model
-from imatrix.files.merge import merge
-
-DENSE = "blk.0.attn_q.weight"
-MOE = "blk.1.ffn_up_exps.weight"
-
-
-def activations_sums(rng, rows: int, columns: int) -> np.ndarray:
-    x = rng.standard_normal((rows, columns)).astype(np.float32)
-    return (x.astype(np.float64) ** 2).sum(axis=0).astype(np.float32)
-
-
-def small_imatrix(rng=None, with_activations: bool = False) -> Imatrix:
-    rng = rng or np.random.default_rng(0)
-    dense = ImatrixEntry(activations_sums(rng, 1024, 8), np.array([1024.0]))
-    moe_sums = np.stack([activations_sums(rng, n, 4) if n else np.zeros(4, np.float32) for n in (300, 0, 700)])
-    moe = ImatrixEntry(moe_sums, np.array([300.0, 0.0, 700.0]))
-    if with_activations:
-        dense.activation_sums = rng.standard_normal(dense.sums.shape).astype(np.float32) * 30
-        moe.activation_sums = rng.standard_normal(moe.sums.shape).astype(np.float32) * np.array([[20], [0], [25]], np.float32)
-        moe.activation_sums += np.float32(0)  # -0.0 → 0.0: an accumulator that starts at 0 never holds -0.0
-    return Imatrix({MOE: moe, DENSE: dense}, ["calib.txt"], 2, 512)
 
 
 def gguf_string(text: str) -> bytes:
@@ -221,55 +208,6 @@ def test_legacy_zero_count_expert_reads_back_as_one(tmp_path):
     np.testing.assert_allclose(entry.means().reshape(3, 4)[1], np.ones(4), rtol=1e-6)
 
 
-def test_merge_of_two_halves_equals_the_whole():
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal((2048, 16)).astype(np.float32)
-    squares = x.astype(np.float64) ** 2
-    routes = rng.integers(0, 4, size=2048)
-
-    def collected(rows: slice, chunks: int) -> Imatrix:
-        dense = ImatrixEntry(squares[rows].sum(axis=0), np.array([squares[rows].shape[0]]))
-        part = routes[rows]
-        moe_sums = np.stack([squares[rows][part == e].sum(axis=0) for e in range(4)])
-        moe = ImatrixEntry(moe_sums, np.bincount(part, minlength=4))
-        return Imatrix({DENSE: dense, MOE: moe}, [f"part{chunks}"], chunks, 512)
-
-    first, second = collected(slice(0, 1024), 2), collected(slice(1024, 2048), 2)
-    whole = collected(slice(0, 2048), 4)
-    merged = merge([first, second])
-    assert merged.chunk_count == 4 and merged.chunk_size == 512 and merged.datasets == ["part2", "part2"]
-    for name in (DENSE, MOE):
-        np.testing.assert_array_equal(merged.entries[name].counts, whole.entries[name].counts)
-        np.testing.assert_allclose(merged.entries[name].sums, whole.entries[name].sums, rtol=1e-6)
-    assert merged.entries[MOE].counts.sum() == 2048
-
-
-def test_merge_gguf_with_dat_uses_the_chunk_size_for_the_dat(tmp_path):
-    imatrix = small_imatrix()
-    del imatrix.entries[MOE]
-    write_dat(imatrix, tmp_path / "x.dat")
-    legacy = read_imatrix(tmp_path / "x.dat", chunk_size=512)
-    merged = merge([imatrix, legacy])
-    np.testing.assert_array_equal(merged.entries[DENSE].counts, [1024 + 2 * 512])
-    np.testing.assert_allclose(merged.entries[DENSE].means(), imatrix.entries[DENSE].means(), rtol=1e-6)
-    assert merged.chunk_count == (1024 + 1024) // 512
-
-
-def test_merge_broadcasts_a_single_count_to_experts():
-    moe = ImatrixEntry(np.ones((2, 3)), np.array([10.0, 20.0]))
-    legacy_like = ImatrixEntry(np.ones((1, 6)), np.array([5.0]))
-    merged = merge([Imatrix({MOE: legacy_like}, ["a"], 0, 1), Imatrix({MOE: moe}, ["b"], 0, 1)])
-    np.testing.assert_array_equal(merged.entries[MOE].counts, [15, 25])
-    assert merged.entries[MOE].sums.shape == (2, 3)
-
-
-def test_merge_length_mismatch_names_tensor_and_lengths():
-    a = Imatrix({DENSE: ImatrixEntry(np.ones(8), [4])}, ["a"], 0, 512)
-    b = Imatrix({DENSE: ImatrixEntry(np.ones(16), [4])}, ["b"], 0, 512)
-    with pytest.raises(ImatrixFileError, match=rf"{DENSE}: input 2 has 16 values .* have 8"):
-        merge([a, b])
-
-
 def write_custom_gguf(path, tensors: dict[str, np.ndarray], *, counters_type=GGUFValueType.UINT32, general="imatrix"):
     writer = GGUFWriter(path, arch="")
     writer.add_type(general)
@@ -355,16 +293,6 @@ def test_gguf_tensor_types_are_f32(tmp_path):
     assert {t.tensor_type for t in GGUFReader(tmp_path / "x.gguf").tensors} == {GGMLQuantizationType.F32}
 
 
-def _llama_imatrix_merge(inputs, output, *extra):
-    """llama-imatrix in combine-only mode (no -f): it never loads the model, so -m may name a missing file."""
-    from imatrix.llamacpp.tools import run_tool
-
-    args = ["-m", "unused-model.gguf"]
-    for path in inputs:
-        args += ["--in-file", path]
-    return run_tool("llama-imatrix", [*args, "-o", output, *extra], timeout=60)
-
-
 @pytest.mark.llamacpp
 def test_llama_imatrix_reads_our_files_and_rewrites_the_same_data(tmp_path):
     require_llamacpp_tools(("llama-imatrix",))
@@ -375,35 +303,18 @@ def test_llama_imatrix_reads_our_files_and_rewrites_the_same_data(tmp_path):
         write_dat(imatrix, tmp_path / "ours.dat")
 
     # Its legacy writer, fed our GGUF with the same chunk size (512 = its default -c), gives our .dat byte for byte.
-    _llama_imatrix_merge([tmp_path / "ours.gguf"], tmp_path / "theirs.dat", "--output-format", "dat")
+    llama_imatrix_merge([tmp_path / "ours.gguf"], tmp_path / "theirs.dat", "--output-format", "dat")
     assert (tmp_path / "theirs.dat").read_bytes() == (tmp_path / "ours.dat").read_bytes()
 
     # Its GGUF writer, given our file, writes our file again byte for byte: same KV, tensors, `.stats` (here from
     # E[x²], the legacy statistics, with an MoE expert that saw no tokens) and chunk count.
-    _llama_imatrix_merge([tmp_path / "ours.gguf"], tmp_path / "theirs.gguf")
+    llama_imatrix_merge([tmp_path / "ours.gguf"], tmp_path / "theirs.gguf")
     assert (tmp_path / "theirs.gguf").read_bytes() == (tmp_path / "ours.gguf").read_bytes()
     # ... and with activation sums: `.in_sum` after the counts and `.stats` over E[x]
     with_sums = small_imatrix(with_activations=True)
     write_gguf(with_sums, tmp_path / "ours-in-sum.gguf")
-    _llama_imatrix_merge([tmp_path / "ours-in-sum.gguf"], tmp_path / "theirs-in-sum.gguf")
+    llama_imatrix_merge([tmp_path / "ours-in-sum.gguf"], tmp_path / "theirs-in-sum.gguf")
     assert (tmp_path / "theirs-in-sum.gguf").read_bytes() == (tmp_path / "ours-in-sum.gguf").read_bytes()
-    # chunk_count of a merge is rounded to nearest like b11434's rows_to_chunks: 1300 rows / 512 → 3 (not 2)
-    odd = small_imatrix()
-    odd.entries[DENSE] = ImatrixEntry(odd.entries[DENSE].sums, [1300.0])
-    merged = merge([odd])
-    assert merged.chunk_count == 3
-    write_gguf(merged, tmp_path / "odd.gguf")
-    _llama_imatrix_merge([tmp_path / "odd.gguf"], tmp_path / "theirs-odd.gguf")
-    assert (tmp_path / "theirs-odd.gguf").read_bytes() == (tmp_path / "odd.gguf").read_bytes()
-
-    # Merging our GGUF with our .dat: llama.cpp and our merge agree on every sum and count.
-    _llama_imatrix_merge([tmp_path / "ours.gguf", tmp_path / "ours.dat"], tmp_path / "both.gguf")
-    both = read_imatrix(tmp_path / "both.gguf")
-    ours = merge([read_imatrix(tmp_path / "ours.gguf"), read_imatrix(tmp_path / "ours.dat", chunk_size=512)])
-    assert both.chunk_count == ours.chunk_count and both.datasets == ours.datasets
-    for name, entry in ours.entries.items():
-        np.testing.assert_array_equal(both.entries[name].sums, entry.sums)
-        np.testing.assert_array_equal(both.entries[name].counts, entry.counts)
 
 
 @pytest.mark.slow
@@ -431,32 +342,10 @@ def test_real_llama_imatrix_file_reads_and_converts_like_llama(tmp_path):
     for entry in theirs.entries.values():
         assert entry.counts.shape == (1,) and 0 < entry.counts[0] <= 4 * 64
         assert np.isfinite(entry.sums).all()
-    _llama_imatrix_merge([tmp_path / "theirs.gguf"], tmp_path / "theirs.dat", "-c", "64", "--output-format", "dat")
+    llama_imatrix_merge([tmp_path / "theirs.gguf"], tmp_path / "theirs.dat", "-c", "64", "--output-format", "dat")
     with pytest.warns(UserWarning, match="no activation sums; the in_sum of 127 entries is not written"):
         write_dat(theirs, tmp_path / "ours.dat")
     assert (tmp_path / "ours.dat").read_bytes() == (tmp_path / "theirs.dat").read_bytes()
-
-
-def test_merge_keeps_in_sum_only_when_every_input_has_it_and_says_which_input_lacks_it(tmp_path):
-    a, b = small_imatrix(with_activations=True), small_imatrix(np.random.default_rng(9), with_activations=True)
-    merged = merge([a, b])
-    for name in a.entries:
-        np.testing.assert_array_equal(merged.entries[name].activation_sums,
-                                      a.entries[name].activation_sums + b.entries[name].activation_sums)
-    legacy = small_imatrix(np.random.default_rng(9))  # e.g. an older llama.cpp's file: no in_sum
-    with pytest.warns(UserWarning, match=r"in_sum\) dropped for 2 entries \(first: blk\.0\.attn_q\.weight\): "
-                                         r"old\.gguf has none"):
-        mixed = merge([a, legacy], labels=["new.gguf", "old.gguf"])
-    assert mixed.without_activations() == sorted(a.entries)
-    np.testing.assert_array_equal(mixed.entries[DENSE].sums, a.entries[DENSE].sums + legacy.entries[DENSE].sums)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # nothing is lost when no input had in_sum: no warning
-        assert merge([legacy, small_imatrix()]).without_activations() == sorted(a.entries)
-    # a .dat never has in_sum: merging one drops it too, with the same message
-    with pytest.warns(UserWarning, match="no activation sums"):
-        write_dat(a, tmp_path / "a.dat")
-    with pytest.warns(UserWarning, match=r"a\.dat has none"):
-        merge([a, read_imatrix(tmp_path / "a.dat")], labels=["a.gguf", "a.dat"])
 
 
 def test_files_without_in_sum_read_and_wrong_in_sum_is_refused(tmp_path):
