@@ -16,6 +16,7 @@ COMMANDS = {
     "mix": "imatrix.commands.files:mix",
     "eval": "imatrix.commands.eval:eval_command",
     "gate": "imatrix.commands.gate:gate",
+    "allocate": "imatrix.commands.allocate:allocate",
 }
 
 

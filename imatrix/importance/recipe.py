@@ -1,0 +1,182 @@
+"""`imatrix allocate` end to end: llama-quantize's view of the model, the measured options, the group factors from a
+probe text, the solved recipe, its predicted size, and llama-quantize --dry-run's confirmation."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gguf import GGUFReader
+
+from imatrix.files.imatrix_file import read_imatrix
+from imatrix.importance import allocate as alloc
+from imatrix.importance.ggml_quant import GgmlQuantizer
+from imatrix.importance.gguf_size import quantized_metadata
+
+# llama-quantize ftype names that are also ggml type names (used as the base ftype; every quantizable tensor gets an
+# explicit type from the recipe, so the base only labels general.file_type)
+FTYPE_OF_TYPE = {"Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "IQ2_XXS": 19, "IQ2_XS": 20, "IQ3_XXS": 23,
+                 "IQ1_S": 24, "IQ4_NL": 25, "IQ3_S": 26, "IQ2_S": 28, "IQ4_XS": 30, "IQ1_M": 31}
+
+
+@dataclass
+class AllocateJob:
+    model: Path
+    imatrix: Path
+    output: Path  # the recipe (--tensor-type-file)
+    target_size: int | None = None  # bytes of the whole file, metadata included
+    target_bpw: float | None = None  # bits per weight of the tensor data (llama-quantize's BPW)
+    types: tuple = alloc.DEFAULT_TYPES
+    validation: Path | None = None
+    probe: Path | None = None
+    max_rows: int = 1024
+    threads: int = 1
+    ctx_size: int = 512
+    log: Callable[[str], None] = print
+    progress: bool = True
+
+
+@dataclass
+class AllocateResult:
+    recipe: Path
+    command: str
+    predicted_file_bytes: int
+    data_bytes: int  # tensor data as written: every tensor padded to the alignment
+    data_bytes_unpadded: int  # what llama-quantize prints as "quant size" (and its BPW)
+    n_elements: int
+    method: str
+    base_ftype: str
+    choice: dict[str, alloc.Option]
+    factors: dict[str, float] = field(default_factory=dict)
+    confirmed_types: bool | None = None
+
+    @property
+    def bits_per_weight(self) -> float:
+        return 8.0 * self.data_bytes_unpadded / self.n_elements
+
+    def type_counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(o.qtype.name for o in self.choice.values()).items()))
+
+
+def quantizable(model: Path, threads: int) -> set[str]:
+    """Tensors llama-quantize quantizes: those whose type changes when every tensor is forced to F32, or to F16."""
+    from imatrix.llamacpp import tools as llamacpp
+
+    names: set[str] = set()
+    with tempfile.TemporaryDirectory(prefix="imatrix-allocate-") as folder:
+        for forced in ("f32", "f16"):
+            pattern = Path(folder) / f"{forced}.txt"
+            pattern.write_text(f".={forced}\n")
+            run = llamacpp.quantize(model, Path(folder) / "unused.gguf", "Q8_0", threads=threads,
+                                    extra_args=["--dry-run", "--tensor-type-file", str(pattern)])
+            names |= {name for name, (source, final) in alloc.parse_dry_run(run.output).items() if source != final}
+    return names
+
+
+def run_allocate(job: AllocateJob) -> AllocateResult:
+    from tqdm.auto import tqdm
+
+    quantizer = GgmlQuantizer.load()
+    reader = GGUFReader(job.model)
+    tensors = alloc.read_tensors(reader)
+    imatrix = read_imatrix(job.imatrix)
+    statistics = read_imatrix(job.validation) if job.validation is not None else imatrix
+    names = quantizable(job.model, job.threads)
+    targets = [tensors[name] for name in sorted(names)]
+    job.log(f"{job.model}: {len(targets)} of {len(tensors)} tensors are quantized by llama-quantize")
+    with tqdm(total=len(targets), unit="tensor", desc="errors", disable=not job.progress, dynamic_ncols=True) as bar:
+        options = alloc.measure_options(reader, targets, tuple(alloc.as_types(",".join(job.types))), imatrix,
+                                        statistics, quantizer, max_rows=job.max_rows, threads=job.threads,
+                                        on_done=bar.update)
+    groups = {t.name: t.group for t in targets}
+    factors = group_factors(job, options, groups, quantizer) if job.probe is not None else {}
+    meta, alignment = quantized_metadata(quantizer, job.model, file_type=FTYPE_OF_TYPE["Q8_0"],
+                                         imatrix_argument=str(job.imatrix),
+                                         imatrix_dataset=imatrix.datasets[0] if imatrix.datasets else None,
+                                         chunk_count=imatrix.chunk_count)
+    fixed = sum(alloc.padded(_stored_bytes(reader, name), alignment) for name in tensors if name not in names)
+    n_elements = sum(t.columns * t.rows * t.n_mat for t in tensors.values())
+    if job.target_size is not None:
+        budget = job.target_size - meta - fixed
+    else:
+        budget = int(job.target_bpw * n_elements / 8) - fixed
+    choice, objective, method = alloc.solve(options, budget, factors, groups, alignment)
+    data = fixed + sum(alloc.padded(o.nbytes, alignment) for o in choice.values())
+    unpadded = sum(_stored_bytes(reader, n) for n in tensors if n not in names) + sum(o.nbytes for o in choice.values())
+    base = max(Counter(o.qtype.name for o in choice.values()).items(), key=lambda kv: (kv[0] in FTYPE_OF_TYPE, kv[1]))
+    base_ftype = base[0] if base[0] in FTYPE_OF_TYPE else "Q8_0"
+    write_recipe(job.output, choice)
+    command = (f"llama-quantize --allow-requantize --imatrix {job.imatrix} --tensor-type-file {job.output} "
+               f"{job.model} OUTPUT.gguf {base_ftype}")
+    return AllocateResult(job.output, command, meta + data, data, unpadded, n_elements,
+                          method, base_ftype, choice, factors)
+
+
+def _stored_bytes(reader: GGUFReader, name: str) -> int:
+    tensor = next(t for t in reader.tensors if t.name == name)
+    return int(tensor.n_bytes)
+
+
+def write_recipe(path: Path, choice: dict[str, alloc.Option]) -> None:
+    from calibkit.atomic import write_atomic
+
+    write_atomic(path, ("\n".join(alloc.recipe_lines(choice)) + "\n").encode())
+
+
+def group_factors(job: AllocateJob, options: dict[str, list[alloc.Option]], groups: dict[str, str],
+                  quantizer: GgmlQuantizer) -> dict[str, float]:
+    """KLD per unit of error for each group: that group alone at its cheapest option, every other tensor at its
+    most precise one, quantized by llama-quantize and scored against the reference on the probe text."""
+    from imatrix.llamacpp import evaluate
+    from imatrix.llamacpp import tools as llamacpp
+
+    best = {name: max(opts, key=lambda o: o.nbytes) for name, opts in options.items()}
+    cheapest = {name: min(opts, key=lambda o: o.nbytes) for name, opts in options.items()}
+    factors = {}
+    with tempfile.TemporaryDirectory(prefix="imatrix-allocate-probe-") as folder:
+        quants = {}
+        for group in sorted(set(groups.values())):
+            choice = {name: cheapest[name] if groups[name] == group else best[name] for name in options}
+            recipe = Path(folder) / f"{group}.txt"
+            write_recipe(recipe, choice)
+            quant = Path(folder) / f"{group}.gguf"
+            llamacpp.quantize(job.model, quant, "Q8_0", imatrix=job.imatrix, threads=job.threads,
+                              extra_args=["--tensor-type-file", str(recipe)])
+            quants[group] = quant
+            job.log(f"probe: {group} at its cheapest types quantized")
+        report = evaluate.run_eval(job.model, list(quants.values()), job.probe,
+                                   evaluate.EvalOptions(ctx_size=job.ctx_size, threads=job.threads))
+        for group, row in zip(quants, report.rows[1:]):  # rows[0] is the reference
+            increase = sum(cheapest[n].error - best[n].error for n in options if groups[n] == group)
+            factors[group] = max(row.kld.mean_kld, 0.0) / increase if increase > 0 else 0.0
+    return factors
+
+
+def confirm_with_dry_run(result: AllocateResult, job: AllocateJob) -> str:
+    """llama-quantize --dry-run with the recipe: every tensor's final type must be the recipe's and its printed
+    tensor-data size must equal ours to its two printed decimals; an AllocateError says where they differ."""
+    from imatrix.llamacpp import tools as llamacpp
+
+    run = llamacpp.quantize(job.model, job.output.with_suffix(".unused.gguf"), result.base_ftype,
+                            imatrix=job.imatrix, threads=job.threads,
+                            extra_args=["--dry-run", "--tensor-type-file", str(job.output)])
+    finals = alloc.parse_dry_run(run.output)
+    wrong = [f"{name}: recipe {option.qtype.name}, llama-quantize {finals.get(name, ('', 'missing'))[1]}"
+             for name, option in result.choice.items()
+             if finals.get(name, ("", ""))[1] != option.qtype.name.lower()]
+    if wrong:
+        raise alloc.AllocateError("llama-quantize --dry-run disagrees with the recipe:\n  " + "\n  ".join(wrong[:20]))
+    match = re.search(r"quant size\s*=\s*([\d.]+) MiB", run.output)
+    if match is None:
+        raise alloc.AllocateError("llama-quantize --dry-run printed no quant size:\n" + run.output[-2000:])
+    printed = float(match.group(1))
+    unpadded = result.data_bytes_unpadded / 2**20
+    if abs(printed - unpadded) > 0.005 + 1e-9:
+        raise alloc.AllocateError(f"llama-quantize --dry-run: tensor data {printed:.2f} MiB, predicted "
+                                  f"{unpadded:.2f} MiB")
+    return (f"llama-quantize --dry-run agrees: {len(result.choice)} tensors at the recipe's types, tensor data "
+            f"{printed:.2f} MiB")
