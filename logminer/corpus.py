@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xxhash
 
 try:
     import tomllib
@@ -27,9 +26,9 @@ except ImportError:  # Python 3.10
 from calibkit.atomic import sha256_file, write_atomic
 from calibkit.calibration_text import DOCUMENT_SEPARATOR
 from logminer.ingest.redact import redact_text, redact_texts
-from logminer.split.assign import SPLITS, parse_token_count
+from logminer.split.assign import SPLITS, fill_budget, group_order, parse_token_count
+from logminer.split.audit import audit_cross_split
 from logminer.split.dedup import DedupOptions, deduplicate
-from logminer.split.lsh import cross_pairs, estimated_jaccard
 
 SOURCE_KINDS = ("split", "text")
 DOCUMENT_MODES = ("paragraph", "line", "file")
@@ -193,41 +192,39 @@ def _budget(recipe: Recipe, slice_name: str, part: Part) -> int | None:
 
 
 def choose(recipe: Recipe, pool: Pool, tokens: list[int], eligible: np.ndarray) -> dict[str, list[dict[str, Any]]]:
-    """Per slice, per part: the chosen document indices (seeded hash order, greedy while the budget allows)."""
+    """Per slice, per part: the chosen document indices (split's seeded group order, each document its own group;
+    split's budget fill)."""
     taken = np.zeros(len(pool.texts), dtype=bool)
-    order = sorted(range(len(pool.texts)), key=lambda i: (
-        xxhash.xxh64_intdigest(f"{recipe.seed}\0{pool.origin[i]}".encode("utf-8")), pool.origin[i]))
+    rank = {origin: n for n, origin in enumerate(group_order(pool.origin, recipe.seed))}
+    order = sorted(range(len(pool.texts)), key=lambda i: (rank[pool.origin[i]], i))
     plan: dict[str, list[dict[str, Any]]] = {}
     for slice_name in SPLITS:
         plan[slice_name] = []
         for part in recipe.slices.get(slice_name, ()):
-            wanted_split = part.split or slice_name
-            budget, used, chosen = _budget(recipe, slice_name, part), 0, []
-            for i in order:
-                if taken[i] or not eligible[i] or pool.source[i] != part.source:
-                    continue
-                if recipe.sources[part.source].kind == "split" and pool.split[i] != wanted_split:
-                    continue
-                if budget is not None and used + tokens[i] > budget:
-                    continue
-                taken[i] = True
-                chosen.append(i)
-                used += tokens[i]
+            from_split = recipe.sources[part.source].kind == "split"
+            wanted_split = part.split or slice_name  # split sources: which split's documents
+            candidates = (i for i in order if not taken[i] and eligible[i] and pool.source[i] == part.source
+                          and (not from_split or pool.split[i] == wanted_split))
+            budget = _budget(recipe, slice_name, part)
+            chosen, used = fill_budget(candidates, tokens.__getitem__, budget)
+            taken[chosen] = True
             plan[slice_name].append({"source": part.source, "budget": budget, "tokens": used, "documents": chosen})
     return plan
 
 
 def check_disjoint(recipe: Recipe, plan: dict, exact_keys: np.ndarray, signatures: np.ndarray) -> dict[str, int]:
-    """Count exact and near-duplicate pairs between slices; any pair is an error."""
+    """Exact copies (normalised word sequence) and split's cross-split audit between slices; any pair is an error."""
     members = {name: [i for part in parts for i in part["documents"]] for name, parts in plan.items()}
-    exact = near = 0
-    bands_rows = DedupOptions(threshold=recipe.threshold).banding()
+    exact = 0
     for position, first in enumerate(SPLITS):
         for second in SPLITS[position + 1 :]:
             a, b = members[first], members[second]
             exact += int(np.isin(exact_keys[a], exact_keys[b]).sum()) if a and b else 0
-            pairs = cross_pairs(signatures[a], signatures[b], *bands_rows)
-            near += int((estimated_jaccard(signatures[a], pairs, signatures[b]) >= recipe.threshold).sum())
+    chosen = [i for name in SPLITS for i in members[name]]
+    labels = [name for name in SPLITS for _ in members[name]]
+    audit = audit_cross_split(labels, signatures[chosen], [str(i) for i in chosen],
+                              recipe.threshold, DedupOptions(threshold=recipe.threshold).verify_slack)
+    near = audit.cross_pairs_at_threshold
     if exact or near:
         raise _fail(recipe.path, f"slices are not disjoint: {exact} exact and {near} near-duplicate pairs")
     return {"exact_pairs": exact, "near_pairs": near}

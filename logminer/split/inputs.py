@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any
 
 import polars as pl
 
 from logminer.reading.sources import SourceError, expand_inputs
 from logminer.schema import SESSION_SCHEMA, Session, frame_to_sessions, row_to_session
+from logminer.split.records import Rejection
 
 PARQUET_MAGIC = b"PAR1"
 
@@ -28,7 +28,7 @@ class InputError(Exception):
 class LoadedInputs:
     files: list[str]  # every input file, sorted (their sha256s go into the manifest)
     sessions: list[Session] = field(default_factory=list)
-    rejected: list[dict[str, Any]] = field(default_factory=list)  # rows of REJECTED_SCHEMA, stage "ingest"
+    rejected: list[Rejection] = field(default_factory=list)  # stage "ingest"
 
 
 def is_sessions_table(path: str) -> bool:
@@ -74,7 +74,7 @@ def load_inputs(inputs: list[str], *, include_reasoning: bool = False, progress:
 
 def ingest_raw(
     paths: list[str], *, include_reasoning: bool = False, progress: bool = False
-) -> tuple[list[Session], list[dict[str, Any]]]:
+) -> tuple[list[Session], list[Rejection]]:
     """Run `logminer.ingest.pipeline` in-process (read → redact → clean → score, default filters) on raw log files.
 
     Returns (sessions, rejected rows): ingest's filtered and rejected records, per file and reason, stage "ingest".
@@ -92,6 +92,5 @@ def ingest_raw(
     for path, stats in sorted(report.files.items()):
         for kind, reasons in (("filtered", stats.filtered), ("rejected", stats.rejected)):
             for reason, records in sorted(reasons.items()):
-                rejected.append({"source_file": path, "session_id": None, "line": 0, "stage": "ingest",
-                                 "reason": f"{kind}: {reason}", "records": records})
+                rejected.append(Rejection(path, None, 0, "ingest", f"{kind}: {reason}", records))
     return sessions, rejected

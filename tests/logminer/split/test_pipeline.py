@@ -270,12 +270,16 @@ def test_bundled_examples_with_holdout(example_logs: Path, tmp_path: Path) -> No
 
 
 def test_group_by_repo_falls_back_to_instance_ids(tmp_path: Path) -> None:
+    from dataclasses import replace
+
     from logminer.split.decontaminate import DocumentFacts
     from logminer.split.pipeline import group_key
+    from logminer.split.records import Document
 
-    row = {"session_id": "a", "source_file": "f", "agent": "mini-swe-agent", "metadata": "{}"}
-    facts = DocumentFacts(instance_id="django__django-11039")
-    assert group_key(row, "repo", "c1", facts) == 'repo:"django/django"'
-    assert group_key(row, "repo", "c1", DocumentFacts()) == "cluster:c1"
-    assert group_key(row, "agent", "c1") == 'agent:"mini-swe-agent"'
-    assert group_key({**row, "metadata": '{"team": "x"}'}, "team", "c1") == 'team:"x"'
+    doc = Document(0, "a", "f", "mini-swe-agent", None, 1, 2, "{}", 1, "text", DocumentFacts(), "", cluster="c1")
+    assert group_key(replace(doc, facts=DocumentFacts(instance_id="django__django-11039")), "repo") == \
+        'repo:"django/django"'
+    assert group_key(doc, "repo") == "cluster:c1"
+    assert group_key(doc, "agent") == 'agent:"mini-swe-agent"'
+    assert group_key(replace(doc, metadata='{"team": "x"}'), "team") == 'team:"x"'
+    assert group_key(doc, None) == "cluster:c1"
