@@ -28,7 +28,7 @@ from calibkit.calibration_text import DOCUMENT_SEPARATOR
 from logminer.ingest.redact import redact_text, redact_texts
 from logminer.split.assign import SPLITS, fill_budget, group_order, parse_token_count
 from logminer.split.audit import audit_cross_split
-from logminer.split.dedup import DedupOptions, deduplicate
+from logminer.split.dedup import DedupOptions, DedupResult, deduplicate
 
 SOURCE_KINDS = ("split", "text")
 DOCUMENT_MODES = ("paragraph", "line", "file")
@@ -212,18 +212,18 @@ def choose(recipe: Recipe, pool: Pool, tokens: list[int], eligible: np.ndarray) 
     return plan
 
 
-def check_disjoint(recipe: Recipe, plan: dict, exact_keys: np.ndarray, signatures: np.ndarray) -> dict[str, int]:
+def check_disjoint(recipe: Recipe, plan: dict, dedup: DedupResult) -> dict[str, int]:
     """Exact copies (normalised word sequence) and split's cross-split audit between slices; any pair is an error."""
     members = {name: [i for part in parts for i in part["documents"]] for name, parts in plan.items()}
     exact = 0
     for position, first in enumerate(SPLITS):
         for second in SPLITS[position + 1 :]:
             a, b = members[first], members[second]
-            exact += int(np.isin(exact_keys[a], exact_keys[b]).sum()) if a and b else 0
+            exact += int(np.isin(dedup.exact_keys[a], dedup.exact_keys[b]).sum()) if a and b else 0
     chosen = [i for name in SPLITS for i in members[name]]
     labels = [name for name in SPLITS for _ in members[name]]
-    audit = audit_cross_split(labels, signatures[chosen], [str(i) for i in chosen],
-                              recipe.threshold, DedupOptions(threshold=recipe.threshold).verify_slack)
+    audit = audit_cross_split(labels, chosen, dedup.signatures, dedup.shingles, [str(i) for i in chosen],
+                              recipe.threshold)
     near = audit.cross_pairs_at_threshold
     if exact or near:
         raise _fail(recipe.path, f"slices are not disjoint: {exact} exact and {near} near-duplicate pairs")
@@ -252,7 +252,7 @@ def build_corpus(recipe: Recipe, out_dir: str | Path, *, tokenizer: str | None =
     for first in range(0, len(pool.texts), 256):
         tokens.extend(count_tokens(pool.texts[first : first + 256], loaded_tokenizer))
     plan = choose(recipe, pool, tokens, dedup.kept)
-    disjoint = check_disjoint(recipe, plan, dedup.exact_keys, dedup.signatures)
+    disjoint = check_disjoint(recipe, plan, dedup)
     out = Path(out_dir)
     slices = {}
     for name in SPLITS:

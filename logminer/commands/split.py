@@ -40,8 +40,13 @@ def _ratios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
 @click.option("--chat-template", default=None,
               help="For a tokenizer without a chat template (e.g. the Gemma 3 270M GGUF): a bundled template "
                    "(gemma, chatml) or a Jinja file. Default: picked from the tokenizer's turn-marker tokens.")
-@click.option("--threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.7, **SHOW,
-              help="Near-duplicate Jaccard threshold (word 5-grams); candidates verified at threshold - 0.05.")
+@click.option("--dedup-threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+              help="Near duplicates: exact Jaccard of normalised word 5-grams at least this (MinHash-LSH only proposes "
+                   "the pairs). [default: 0.7]")
+@click.option("--holdout-threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+              help="Contaminated: MinHash similarity with a holdout text at least this. [default: 0.7]")
+@click.option("--threshold", "both_thresholds", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
+              hidden=True, help="Old spelling: sets --dedup-threshold and --holdout-threshold together.")
 @click.option("--num-perm", type=click.IntRange(8, 1024), default=120, **SHOW, help="MinHash permutations.")
 @click.option("--holdout", multiple=True, type=click.Path(exists=True),
               help="Holdout source (SWE-bench instances or id lists, BFCL files, any text corpus); repeatable.")
@@ -61,8 +66,8 @@ def _ratios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
               help="Fail (write nothing) if a near-duplicate pair straddles splits or a holdout item hits calibration.")
 @click.option("--include-reasoning", is_flag=True, help="Keep reasoning/thinking text in the rendered documents.")
 @click.option("--progress/--no-progress", default=True, **SHOW, help="Progress bars on stderr.")
-def split(inputs, out_dir, tokenizer, chat_template, threshold, num_perm, holdout, holdout_ngram, holdout_repo_match, group_by,
-          ratios, calibration_tokens, validation_tokens, eval_tokens, seed, strict, include_reasoning,
+def split(inputs, out_dir, tokenizer, chat_template, dedup_threshold, holdout_threshold, both_thresholds, num_perm,
+          holdout, holdout_ngram, holdout_repo_match, group_by, ratios, calibration_tokens, validation_tokens, eval_tokens, seed, strict, include_reasoning,
           progress) -> None:
     """Deduplicate, decontaminate and split sessions into calibration / validation / eval.
 
@@ -75,10 +80,12 @@ def split(inputs, out_dir, tokenizer, chat_template, threshold, num_perm, holdou
     from logminer.split.pipeline import SplitError, SplitJob, run_split
 
     job = SplitJob(
-        inputs=tuple(inputs), out_dir=out_dir, tokenizer=tokenizer, chat_template=chat_template, holdout=tuple(holdout), group_by=group_by,
+        inputs=tuple(inputs), out_dir=out_dir, tokenizer=tokenizer, chat_template=chat_template,
+        holdout=tuple(holdout), group_by=group_by,
         include_reasoning=include_reasoning, strict=strict, progress=progress,
-        dedup=DedupOptions(threshold=threshold, num_perm=num_perm),
-        decontamination=DecontaminationOptions(ngram=holdout_ngram, minhash_threshold=threshold,
+        dedup=DedupOptions(threshold=_first(dedup_threshold, both_thresholds, 0.7), num_perm=num_perm),
+        decontamination=DecontaminationOptions(ngram=holdout_ngram,
+                                               minhash_threshold=_first(holdout_threshold, both_thresholds, 0.7),
                                                match_repo=holdout_repo_match),
         split=SplitOptions(ratios=ratios, budgets=(calibration_tokens, validation_tokens, eval_tokens), seed=seed),
     )
@@ -89,6 +96,10 @@ def split(inputs, out_dir, tokenizer, chat_template, threshold, num_perm, holdou
     except OSError as error:  # e.g. the output folder is not writable
         raise click.ClickException(f"{error.filename or out_dir}: {error.strerror or error}") from error
     click.echo(summary_table(manifest))
+
+
+def _first(*values):
+    return next(value for value in values if value is not None)
 
 
 def summary_table(manifest: dict) -> str:

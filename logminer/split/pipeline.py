@@ -143,8 +143,8 @@ def run_split(job: SplitJob) -> dict[str, Any]:
                  for doc in kept if doc.split == OVER_BUDGET]
     in_split = [doc for doc in kept if doc.split != OVER_BUDGET]
     positions = [doc.index for doc in in_split]
-    audit = audit_cross_split([d.split for d in in_split], dedup.signatures[positions],
-                              [d.session_id for d in in_split], job.dedup.threshold, job.dedup.verify_slack)
+    audit = audit_cross_split([d.split for d in in_split], positions, dedup.signatures, dedup.shingles,
+                              [d.session_id for d in in_split], job.dedup.threshold, job.dedup.candidate_slack)
     _audit_holdout(audit, index, [d for d in in_split if d.split == "calibration"], dedup.signatures)
     if job.strict and not audit.clean:
         raise SplitError(f"audit failed: {audit.cross_pairs_at_threshold} cross-split near-duplicate pairs at "

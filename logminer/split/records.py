@@ -28,7 +28,7 @@ SPLIT_SCHEMA = {"session_id": pl.Utf8, "source_file": pl.Utf8, "agent": pl.Utf8,
                 "group": pl.Utf8, "tokens": pl.Int64, "text": pl.Utf8, "metadata": pl.Utf8}
 BUCKET_SCHEMA = {"session_id": pl.Utf8, "source_file": pl.Utf8, "agent": pl.Utf8, "line_start": pl.Int64,
                  "reason": pl.Utf8, "cluster_id": pl.Utf8, "representative_session_id": pl.Utf8,
-                 "representative_source_file": pl.Utf8, "estimated_jaccard": pl.Float64, "tokens": pl.Int64}
+                 "representative_source_file": pl.Utf8, "jaccard": pl.Float64, "tokens": pl.Int64}
 REJECTED_SCHEMA = {"source_file": pl.Utf8, "session_id": pl.Utf8, "line": pl.Int64, "stage": pl.Utf8,
                    "reason": pl.Utf8, "records": pl.Int64}
 
@@ -81,7 +81,7 @@ class Document:
         return {"session_id": self.session_id, "source_file": self.source_file, "agent": self.agent,
                 "line_start": self.line_start, "reason": self.reason, "cluster_id": self.cluster,
                 "representative_session_id": representative.session_id,
-                "representative_source_file": representative.source_file, "estimated_jaccard": self.similarity,
+                "representative_source_file": representative.source_file, "jaccard": self.similarity,
                 "tokens": self.tokens}
 
 

@@ -30,7 +30,7 @@ def test_document_rows_fit_the_schemas() -> None:
     copy = Document.rendered(1, _session(), "copy", "", DocumentFacts())
     copy.reason, copy.similarity, copy.cluster = "near_duplicate", 0.8, doc.cluster
     bucket = pl.DataFrame([copy.bucket_row(doc)], schema=BUCKET_SCHEMA).row(0, named=True)
-    assert bucket["representative_session_id"] == "s1" and bucket["estimated_jaccard"] == 0.8
+    assert bucket["representative_session_id"] == "s1" and bucket["jaccard"] == 0.8
 
 
 def test_rejections_keep_line_and_records() -> None:
