@@ -23,13 +23,14 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from calibkit.atomic import sha256_file, write_atomic
+from calibkit.atomic import manifest_files, publish_folder, sha256_file, write_atomic
 from calibkit.calibration_text import DOCUMENT_SEPARATOR
 from logminer.ingest.redact import redact_text, redact_texts
 from logminer.split.assign import SPLITS, fill_budget, group_order, parse_token_count
 from logminer.split.audit import audit_cross_split
 from logminer.split.dedup import DedupOptions, DedupResult, deduplicate
 
+MANIFEST = "corpus_manifest.json"
 SOURCE_KINDS = ("split", "text")
 DOCUMENT_MODES = ("paragraph", "line", "file")
 BLANK_LINES = re.compile(r"\n[ \t]*\n+")
@@ -236,40 +237,43 @@ def _part_summary(part: dict[str, Any]) -> dict[str, Any]:
 
 def build_corpus(recipe: Recipe, out_dir: str | Path, *, tokenizer: str | None = None,
                  progress: bool = True) -> dict[str, Any]:
-    """Read, deduplicate, choose, check and write; returns the manifest (also corpus_manifest.json)."""
+    """Read, deduplicate, choose, check and publish the folder; returns the manifest (corpus_manifest.json, written
+    last, with the sha256 of every output file under "outputs")."""
     from tqdm import tqdm
 
     from logminer.rendering.chat import RenderError, count_tokens, load_tokenizer
 
-    try:
-        loaded_tokenizer = load_tokenizer(tokenizer) if tokenizer else None
-    except RenderError as error:
-        raise CorpusError(str(error)) from error
-    pool = read_sources(recipe)
-    with tqdm(total=len(pool.texts), desc="minhash", unit="doc", disable=not progress, file=sys.stderr) as bar:
-        dedup = deduplicate(pool.texts, DedupOptions(threshold=recipe.threshold), progress=bar)
-    tokens = []
-    for first in range(0, len(pool.texts), 256):
-        tokens.extend(count_tokens(pool.texts[first : first + 256], loaded_tokenizer))
-    plan = choose(recipe, pool, tokens, dedup.kept)
-    disjoint = check_disjoint(recipe, plan, dedup)
-    out = Path(out_dir)
-    slices = {}
-    for name in SPLITS:
-        chosen = [i for part in plan[name] for i in part["documents"]]
-        text = DOCUMENT_SEPARATOR.join(pool.texts[i] for i in chosen)
-        write_atomic(out / f"{name}.txt", text + "\n" if text else "")
-        slices[name] = {"documents": len(chosen), "tokens": int(sum(tokens[i] for i in chosen)),
-                        "parts": [_part_summary(part) for part in plan[name]]}
-    manifest = {
-        "recipe": {"path": redact_text(str(recipe.path)), "sha256": sha256_file(recipe.path)},
-        "sources": {name: {"kind": s.kind, "path": redact_text(str(s.path)), "document": s.document}
-                    for name, s in sorted(recipe.sources.items())},
-        "files": {redact_text(path): digest for path, digest in sorted(pool.files.items())},
-        "seed": recipe.seed, "threshold": recipe.threshold, "tokenizer": redact_text(tokenizer) if tokenizer else None,
-        "pool": {"documents": len(pool.texts), "duplicates_dropped": int((~dedup.kept).sum()),
-                 "redactions": dict(sorted(pool.redactions.items()))},
-        "slices": slices, "disjoint": disjoint, "document_separator": DOCUMENT_SEPARATOR,
-    }
-    write_atomic(out / "corpus_manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    with publish_folder(out_dir, MANIFEST) as staging:  # locked for the whole run, published whole
+        try:
+            loaded_tokenizer = load_tokenizer(tokenizer) if tokenizer else None
+        except RenderError as error:
+            raise CorpusError(str(error)) from error
+        pool = read_sources(recipe)
+        with tqdm(total=len(pool.texts), desc="minhash", unit="doc", disable=not progress, file=sys.stderr) as bar:
+            dedup = deduplicate(pool.texts, DedupOptions(threshold=recipe.threshold), progress=bar)
+        tokens = []
+        for first in range(0, len(pool.texts), 256):
+            tokens.extend(count_tokens(pool.texts[first : first + 256], loaded_tokenizer))
+        plan = choose(recipe, pool, tokens, dedup.kept)
+        disjoint = check_disjoint(recipe, plan, dedup)
+        slices = {}
+        for name in SPLITS:
+            chosen = [i for part in plan[name] for i in part["documents"]]
+            text = DOCUMENT_SEPARATOR.join(pool.texts[i] for i in chosen)
+            write_atomic(staging / f"{name}.txt", text + "\n" if text else "")
+            slices[name] = {"documents": len(chosen), "tokens": int(sum(tokens[i] for i in chosen)),
+                            "parts": [_part_summary(part) for part in plan[name]]}
+        manifest = {
+            "recipe": {"path": redact_text(str(recipe.path)), "sha256": sha256_file(recipe.path)},
+            "sources": {name: {"kind": s.kind, "path": redact_text(str(s.path)), "document": s.document}
+                        for name, s in sorted(recipe.sources.items())},
+            "files": {redact_text(path): digest for path, digest in sorted(pool.files.items())},
+            "seed": recipe.seed, "threshold": recipe.threshold,
+            "tokenizer": redact_text(tokenizer) if tokenizer else None,
+            "pool": {"documents": len(pool.texts), "duplicates_dropped": int((~dedup.kept).sum()),
+                     "redactions": dict(sorted(pool.redactions.items()))},
+            "slices": slices, "disjoint": disjoint, "document_separator": DOCUMENT_SEPARATOR,
+        }
+        manifest["outputs"] = manifest_files(staging)
+        write_atomic(staging / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest

@@ -67,12 +67,13 @@ def _ratios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
 @click.option("--include-reasoning", is_flag=True, help="Keep reasoning/thinking text in the rendered documents.")
 @click.option("--progress/--no-progress", default=True, **SHOW, help="Progress bars on stderr.")
 def split(inputs, out_dir, tokenizer, chat_template, dedup_threshold, holdout_threshold, both_thresholds, num_perm,
-          holdout, holdout_ngram, holdout_repo_match, group_by, ratios, calibration_tokens, validation_tokens, eval_tokens, seed, strict, include_reasoning,
-          progress) -> None:
+          holdout, holdout_ngram, holdout_repo_match, group_by, ratios, calibration_tokens, validation_tokens,
+          eval_tokens, seed, strict, include_reasoning, progress) -> None:
     """Deduplicate, decontaminate and split sessions into calibration / validation / eval.
 
     INPUTS are sessions.parquet files from `logminer ingest` or raw logs (ingested in-process).
     """
+    from calibkit.atomic import OutputBusy, OutputRefused
     from logminer.split.assign import SplitOptions
     from logminer.split.decontaminate import DecontaminationOptions
     from logminer.split.dedup import DedupOptions
@@ -91,9 +92,9 @@ def split(inputs, out_dir, tokenizer, chat_template, dedup_threshold, holdout_th
     )
     try:
         manifest = run_split(job)
-    except (SplitError, InputError) as error:
+    except (SplitError, InputError, OutputBusy, OutputRefused) as error:
         raise click.ClickException(str(error)) from error
-    except OSError as error:  # e.g. the output folder is not writable
+    except OSError as error:  # e.g. the output folder is not writable, or the disk is full
         raise click.ClickException(f"{error.filename or out_dir}: {error.strerror or error}") from error
     click.echo(summary_table(manifest))
 
@@ -134,6 +135,7 @@ def summary_table(manifest: dict) -> str:
 @click.option("--progress/--no-progress", default=True, **SHOW, help="Progress bars on stderr.")
 def corpus(recipe, out_dir, sources, tokenizer, seed, progress) -> None:
     """Assemble calibration / validation / eval text files from a recipe (see corpora/README.md)."""
+    from calibkit.atomic import OutputBusy, OutputRefused
     from logminer.corpus import CorpusError, build_corpus, load_recipe
 
     overrides = {}
@@ -145,7 +147,7 @@ def corpus(recipe, out_dir, sources, tokenizer, seed, progress) -> None:
     try:
         manifest = build_corpus(load_recipe(recipe, overrides, seed), out_dir, tokenizer=tokenizer,
                                 progress=progress)
-    except CorpusError as error:
+    except (CorpusError, OutputBusy, OutputRefused) as error:
         raise click.ClickException(str(error)) from error
     except OSError as error:
         raise click.ClickException(f"{error.filename or out_dir}: {error.strerror or error}") from error

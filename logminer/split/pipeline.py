@@ -1,10 +1,11 @@
 """`logminer split` end to end: sessions → rendered documents → dedup → decontamination → splits → audit → files.
 
-Every output is written atomically into OUT_DIR, and the same inputs and options give byte-identical files:
+OUT_DIR is published whole (written into a temporary sibling that replaces it in one rename, under a lock), and the
+same inputs and options give byte-identical files:
   calibration.parquet / validation.parquet / eval.parquet   rendered text, tokens, source file, session id, cluster id
-  calibration.txt / validation.txt / eval.txt               documents joined by DOCUMENT_SEPARATOR (calibkit.calibration_text)
+  calibration.txt / validation.txt / eval.txt               documents joined by calibkit's DOCUMENT_SEPARATOR
   duplicates.parquet / contaminated.parquet / rejected.parquet   with reasons
-  manifest.json                                             input sha256s, options, versions, counts that add up
+  manifest.json       written last: input sha256s, options, versions, counts that add up, sha256 of every file
 
 DOCUMENT_SEPARATOR and the text column are the calibration-text contract in calibkit.calibration_text. Token
 counts and budgets are per document; the separators add about one token per document on top.
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from calibkit.atomic import sha256_file, write_atomic, write_with
+from calibkit.atomic import manifest_files, publish_folder, sha256_file, write_atomic, write_with
 from calibkit.calibration_text import DOCUMENT_SEPARATOR
 from logminer.ingest.redact import redact_text
 from logminer.split.assign import OVER_BUDGET, SPLITS, SplitOptions, assign_splits, group_order
@@ -40,6 +41,8 @@ from logminer.split.records import (
     Document,
     Rejection,
 )
+
+MANIFEST = "manifest.json"
 
 
 class SplitError(Exception):
@@ -122,38 +125,41 @@ def group_key(doc: Document, group_by: str | None) -> str:
 
 
 def run_split(job: SplitJob) -> dict[str, Any]:
-    """Run every stage and write every output; returns the manifest (also written as manifest.json)."""
-    tokenizer, holdout_items = _prepare(job)  # fail on a bad tokenizer or holdout before the long stages
-    loaded = load_inputs(list(job.inputs), include_reasoning=job.include_reasoning, progress=job.progress)
-    docs, rejected = render_documents(loaded, job, tokenizer)
-    rejected = loaded.rejected + rejected
-    texts = [doc.text for doc in docs]
-    with _bar(job, len(docs), "minhash") as bar:
-        dedup = deduplicate(texts, job.dedup, turns=[d.turn_keys for d in docs], tasks=[d.task for d in docs],
-                            progress=bar)
-    index = HoldoutIndex(holdout_items, job.decontamination, job.dedup.hasher()) if holdout_items else None
-    contamination = index.check(texts, [d.facts for d in docs], dedup.signatures) if index else [""] * len(docs)
-    _mark_buckets(docs, dedup, contamination)
-    kept = [doc for doc in docs if doc.status == KEPT]
-    for doc in kept:
-        doc.group = group_key(doc, job.group_by)
-    for doc, split in zip(kept, assign_splits([d.group for d in kept], [d.tokens for d in kept], job.split)):
-        doc.split = split
-    rejected += [Rejection.of_document(doc, "split", "over the token budget of every split")
-                 for doc in kept if doc.split == OVER_BUDGET]
-    in_split = [doc for doc in kept if doc.split != OVER_BUDGET]
-    positions = [doc.index for doc in in_split]
-    audit = audit_cross_split([d.split for d in in_split], positions, dedup.signatures, dedup.shingles,
-                              [d.session_id for d in in_split], job.dedup.threshold, job.dedup.candidate_slack)
-    _audit_holdout(audit, index, [d for d in in_split if d.split == "calibration"], dedup.signatures)
-    if job.strict and not audit.clean:
-        raise SplitError(f"audit failed: {audit.cross_pairs_at_threshold} cross-split near-duplicate pairs at "
-                         f"J >= {audit.threshold}, {audit.holdout_hits_calibration} holdout hits in calibration")
-    out = Path(job.out_dir)
-    split_counts = _write_splits(out, docs, in_split, job.split.seed)
-    _write_buckets(out, docs, rejected)
-    manifest = _manifest(job, loaded, docs, split_counts, rejected, audit, holdout_items, dedup)
-    write_atomic(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    """Run every stage and publish every output as one folder; returns the manifest (also manifest.json, written
+    last, with the sha256 of every other file). The output is locked for the whole run: a second run on it fails
+    at once."""
+    with publish_folder(job.out_dir, MANIFEST) as staging:
+        tokenizer, holdout_items = _prepare(job)  # fail on a bad tokenizer or holdout before the long stages
+        loaded = load_inputs(list(job.inputs), include_reasoning=job.include_reasoning, progress=job.progress)
+        docs, rejected = render_documents(loaded, job, tokenizer)
+        rejected = loaded.rejected + rejected
+        texts = [doc.text for doc in docs]
+        with _bar(job, len(docs), "minhash") as bar:
+            dedup = deduplicate(texts, job.dedup, turns=[d.turn_keys for d in docs], tasks=[d.task for d in docs],
+                                progress=bar)
+        index = HoldoutIndex(holdout_items, job.decontamination, job.dedup.hasher()) if holdout_items else None
+        contamination = index.check(texts, [d.facts for d in docs], dedup.signatures) if index else [""] * len(docs)
+        _mark_buckets(docs, dedup, contamination)
+        kept = [doc for doc in docs if doc.status == KEPT]
+        for doc in kept:
+            doc.group = group_key(doc, job.group_by)
+        for doc, split in zip(kept, assign_splits([d.group for d in kept], [d.tokens for d in kept], job.split)):
+            doc.split = split
+        rejected += [Rejection.of_document(doc, "split", "over the token budget of every split")
+                     for doc in kept if doc.split == OVER_BUDGET]
+        in_split = [doc for doc in kept if doc.split != OVER_BUDGET]
+        audit = audit_cross_split([d.split for d in in_split], [d.index for d in in_split], dedup.signatures,
+                                  dedup.shingles, [d.session_id for d in in_split], job.dedup.threshold,
+                                  job.dedup.candidate_slack)
+        _audit_holdout(audit, index, [d for d in in_split if d.split == "calibration"], dedup.signatures)
+        if job.strict and not audit.clean:
+            raise SplitError(f"audit failed: {audit.cross_pairs_at_threshold} cross-split near-duplicate pairs at "
+                             f"J >= {audit.threshold}, {audit.holdout_hits_calibration} holdout hits in calibration")
+        split_counts = _write_splits(staging, docs, in_split, job.split.seed)
+        _write_buckets(staging, docs, rejected)
+        manifest = _manifest(job, loaded, docs, split_counts, rejected, audit, holdout_items, dedup)
+        manifest["files"] = manifest_files(staging)
+        write_atomic(staging / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     return manifest
 
 
