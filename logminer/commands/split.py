@@ -10,6 +10,12 @@ import click
 SHOW = {"show_default": True}
 
 
+def _default_jobs() -> int:
+    import os
+
+    return min(len(os.sched_getaffinity(0)), 8) if hasattr(os, "sched_getaffinity") else 1
+
+
 def _token_count(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     from logminer.split.assign import parse_token_count
 
@@ -66,9 +72,11 @@ def _ratios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
               help="Fail (write nothing) if a near-duplicate pair straddles splits or a holdout item hits calibration.")
 @click.option("--include-reasoning", is_flag=True, help="Keep reasoning/thinking text in the rendered documents.")
 @click.option("--progress/--no-progress", default=True, **SHOW, help="Progress bars on stderr.")
+@click.option("-j", "--jobs", type=click.IntRange(1), default=_default_jobs(), **SHOW,
+              help="Worker processes reading raw inputs of 4 MB or more (the outputs do not depend on it).")
 def split(inputs, out_dir, tokenizer, chat_template, dedup_threshold, holdout_threshold, both_thresholds, num_perm,
           holdout, holdout_ngram, holdout_repo_match, group_by, ratios, calibration_tokens, validation_tokens,
-          eval_tokens, seed, strict, include_reasoning, progress) -> None:
+          eval_tokens, seed, strict, include_reasoning, progress, jobs) -> None:
     """Deduplicate, decontaminate and split sessions into calibration / validation / eval.
 
     INPUTS are sessions.parquet files from `logminer ingest` or raw logs (ingested in-process).
@@ -83,7 +91,7 @@ def split(inputs, out_dir, tokenizer, chat_template, dedup_threshold, holdout_th
     job = SplitJob(
         inputs=tuple(inputs), out_dir=out_dir, tokenizer=tokenizer, chat_template=chat_template,
         holdout=tuple(holdout), group_by=group_by,
-        include_reasoning=include_reasoning, strict=strict, progress=progress,
+        include_reasoning=include_reasoning, strict=strict, progress=progress, jobs=jobs,
         dedup=DedupOptions(threshold=_first(dedup_threshold, both_thresholds, 0.7), num_perm=num_perm),
         decontamination=DecontaminationOptions(ngram=holdout_ngram,
                                                minhash_threshold=_first(holdout_threshold, both_thresholds, 0.7),

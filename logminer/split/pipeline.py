@@ -60,6 +60,7 @@ class SplitJob:
     include_reasoning: bool = False
     strict: bool = False
     progress: bool = True
+    jobs: int = 1  # worker processes reading raw inputs (the outputs do not depend on it)
     dedup: DedupOptions = field(default_factory=DedupOptions)
     decontamination: DecontaminationOptions = field(default_factory=DecontaminationOptions)
     split: SplitOptions = field(default_factory=SplitOptions)
@@ -130,7 +131,8 @@ def run_split(job: SplitJob) -> dict[str, Any]:
     at once."""
     with publish_folder(job.out_dir, MANIFEST) as staging:
         tokenizer, holdout_items = _prepare(job)  # fail on a bad tokenizer or holdout before the long stages
-        loaded = load_inputs(list(job.inputs), include_reasoning=job.include_reasoning, progress=job.progress)
+        loaded = load_inputs(list(job.inputs), include_reasoning=job.include_reasoning, progress=job.progress,
+                             jobs=job.jobs)
         docs, rejected = render_documents(loaded, job, tokenizer)
         rejected = loaded.rejected + rejected
         texts = [doc.text for doc in docs]
@@ -283,6 +285,7 @@ def _manifest(job: SplitJob, loaded: LoadedInputs, docs: list[Document], split_c
 def _options(job: SplitJob) -> dict[str, Any]:
     options = asdict(job)
     options.pop("progress")
+    options.pop("jobs")
     options.pop("out_dir")
     options["inputs"] = [redact_text(path) for path in job.inputs]
     options["holdout"] = [redact_text(path) for path in job.holdout]
