@@ -34,7 +34,7 @@ from logminer.ingest.report import IngestReport
 from logminer.ingest.score import infer_tools, score_session
 from logminer.reading.detect import claimed_folders, read_inputs
 from logminer.reading.registry import load_formats
-from logminer.reading.sources import SourceError, expand_inputs
+from logminer.reading.sources import SourceError, expand_inputs, safe_name
 from logminer.rendering.chat import RenderError, count_tokens, render_session
 from logminer.schema import SESSION_SCHEMA, Rejected, Session, session_to_row
 
@@ -166,8 +166,18 @@ def _unit_result(unit: str, options: IngestOptions) -> tuple[list[dict], IngestR
     return rows, report
 
 
+class WorkerError(Exception):
+    """An unexpected error in a worker process, as one message (picklable: the pool hangs on an exception it
+    cannot rebuild in the parent)."""
+
+
 def _worker_unit(unit: str) -> tuple[list[dict], IngestReport]:
-    return _unit_result(unit, _WORKER_OPTIONS[0])
+    try:
+        return _unit_result(unit, _WORKER_OPTIONS[0])
+    except SourceError:  # --strict's stop, or a missing input: picklable (SourceError.__reduce__)
+        raise
+    except Exception as error:  # noqa: BLE001 - anything else reaches the parent as one message, never a hang
+        raise WorkerError(f"{safe_name(unit)}: {type(error).__name__}: {error}") from None
 
 
 _WORKER_OPTIONS: list[IngestOptions] = []  # set once per worker process by _init_worker (process-local, read-only)

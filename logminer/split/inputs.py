@@ -8,6 +8,8 @@ options, so redaction and cleaning happen exactly as in `logminer ingest`. Inges
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from dataclasses import dataclass, field
 
@@ -33,10 +35,16 @@ class LoadedInputs:
 
 
 def is_sessions_table(path: str) -> bool:
-    """Parquet with every SESSION_SCHEMA column (other parquet, e.g. a Hugging Face chat dataset, is a raw log)."""
-    with open(path, "rb") as handle:
-        if handle.read(4) != PARQUET_MAGIC:
+    """Parquet with every SESSION_SCHEMA column (other parquet, e.g. a Hugging Face chat dataset, is a raw log).
+    Anything that is not a readable regular file is not one: the ingest readers reject it with the reason."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
             return False
+        with open(path, "rb") as handle:
+            if handle.read(4) != PARQUET_MAGIC:
+                return False
+    except OSError:
+        return False
     try:
         columns = pl.read_parquet_schema(path)
     except Exception:  # unreadable parquet: let the ingest readers report it with their reason

@@ -14,6 +14,8 @@ counts and budgets are per document; the separators add about one token per docu
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -26,6 +28,7 @@ import polars as pl
 from calibkit.atomic import manifest_files, publish_folder, sha256_file, write_atomic, write_with
 from calibkit.calibration_text import DOCUMENT_SEPARATOR
 from logminer.ingest.redact import redact_text
+from logminer.reading.sources import safe_name
 from logminer.split.assign import OVER_BUDGET, SPLITS, SplitOptions, assign_splits, group_order
 from logminer.split.audit import AuditReport, audit_cross_split
 from logminer.split.decontaminate import DecontaminationOptions, DocumentFacts, HoldoutIndex
@@ -266,8 +269,7 @@ def _manifest(job: SplitJob, loaded: LoadedInputs, docs: list[Document], split_c
                                                                             "rejected"))
     return {
         # paths redacted like every other output (a home folder names its user)
-        "inputs": [{"path": redact_text(path), "sha256": sha256_file(path), "bytes": Path(path).stat().st_size}
-                   for path in loaded.files],
+        "inputs": [_input_entry(path) for path in loaded.files],
         "holdout": [{"path": redact_text(path), "sha256": sha256_file(path)}
                     for path in sorted({i.source_file for i in holdout_items})],
         "options": _options(job),
@@ -282,12 +284,24 @@ def _manifest(job: SplitJob, loaded: LoadedInputs, docs: list[Document], split_c
     }
 
 
+def _input_entry(path: str) -> dict[str, Any]:
+    """Path (redacted, printable), sha256 and size of an input; an input that cannot be read (rejected, with its
+    reason, in rejected.parquet) is listed without them, never opened here (a FIFO would block)."""
+    entry: dict[str, Any] = {"path": redact_text(safe_name(path))}
+    try:
+        if stat.S_ISREG(os.stat(path).st_mode):
+            return entry | {"sha256": sha256_file(path), "bytes": os.stat(path).st_size}
+    except OSError:
+        pass
+    return entry | {"sha256": None, "bytes": None}
+
+
 def _options(job: SplitJob) -> dict[str, Any]:
     options = asdict(job)
     options.pop("progress")
     options.pop("jobs")
     options.pop("out_dir")
-    options["inputs"] = [redact_text(path) for path in job.inputs]
+    options["inputs"] = [redact_text(safe_name(path)) for path in job.inputs]
     options["holdout"] = [redact_text(path) for path in job.holdout]
     options["tokenizer"] = redact_text(job.tokenizer) if job.tokenizer else None
     options["chat_template"] = redact_text(job.chat_template) if job.chat_template else None
