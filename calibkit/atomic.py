@@ -28,6 +28,10 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp_path, target)
+    except OSError as error:
+        if error.filename is None:  # a writer's failed write (e.g. a full disk) names no file: name the target
+            raise OSError(error.errno, error.strerror or str(error), str(target)) from error
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -87,6 +87,8 @@ def collect(model: str, data: Path, output: Path, output_format: str, ctx_size: 
 
         if isinstance(error, USER_ERRORS):
             raise click.ClickException(str(error)) from None
+        if isinstance(error, OSError) and error.filename:  # e.g. a full disk: the file, then the reason
+            raise click.ClickException(f"{error.filename}: {error.strerror or error}") from None
         raise
     for line in summary:
         click.echo(line, file=sys.stdout)
