@@ -152,8 +152,9 @@ def publish_folder(target: str | os.PathLike, marker: str) -> Iterator[Path]:
     """Write a whole output folder as one unit: lock `target`, remove what killed runs left, yield a fresh
     temporary sibling to fill (write `marker`, the manifest, last); on success the sibling replaces `target` in one
     rename, so a reader sees the previous complete folder or the new one, never a mix; on error (or a kill) `target`
-    is untouched. An existing `target` is only replaced when it is empty or holds `marker` (a previous output)."""
-    target = Path(target)
+    is untouched. An existing `target` is only replaced when it is empty or holds `marker` (a previous output); a
+    symbolic link to a folder is followed (the folder it names is replaced, the link stays)."""
+    target = Path(os.path.realpath(target))
     with output_lock(target):
         remove_leftovers(target)
         if target.exists() and not _replaceable(target, marker):

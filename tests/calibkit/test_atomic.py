@@ -87,6 +87,15 @@ def test_a_folder_this_command_did_not_write_is_never_replaced(tmp_path: Path) -
     assert (tmp_path / "empty" / "manifest.json").exists()
 
 
+def test_a_linked_output_folder_is_replaced_where_the_link_points(tmp_path: Path) -> None:
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "out").symlink_to(tmp_path / "disk")
+    for generation in ("one", "two"):
+        with publish_folder(tmp_path / "out", "manifest.json") as staging:
+            write_atomic(staging / "manifest.json", generation)
+    assert (tmp_path / "out").is_symlink() and (tmp_path / "out" / "manifest.json").read_text() == "two"
+
+
 def test_second_run_on_a_locked_output_fails_at_once(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with output_lock(out):
