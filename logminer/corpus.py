@@ -17,20 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xxhash
 
 try:
     import tomllib
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from calibkit.atomic import sha256_file, write_atomic
+from calibkit.atomic import manifest_files, publish_folder, sha256_file, write_atomic
 from calibkit.calibration_text import DOCUMENT_SEPARATOR
 from logminer.ingest.redact import redact_json, redact_text, redact_texts
-from logminer.split.assign import SPLITS, parse_token_count
-from logminer.split.dedup import DedupOptions, deduplicate
-from logminer.split.lsh import cross_pairs, estimated_jaccard
+from logminer.split.assign import SPLITS, fill_budget, group_order, parse_token_count
+from logminer.split.audit import audit_cross_split
+from logminer.split.dedup import DedupOptions, DedupResult, deduplicate
 
+MANIFEST = "corpus_manifest.json"
 SOURCE_KINDS = ("split", "text")
 DOCUMENT_MODES = ("paragraph", "line", "file")
 BLANK_LINES = re.compile(r"\n[ \t]*\n+")
@@ -193,41 +193,39 @@ def _budget(recipe: Recipe, slice_name: str, part: Part) -> int | None:
 
 
 def choose(recipe: Recipe, pool: Pool, tokens: list[int], eligible: np.ndarray) -> dict[str, list[dict[str, Any]]]:
-    """Per slice, per part: the chosen document indices (seeded hash order, greedy while the budget allows)."""
+    """Per slice, per part: the chosen document indices (split's seeded group order, each document its own group;
+    split's budget fill)."""
     taken = np.zeros(len(pool.texts), dtype=bool)
-    order = sorted(range(len(pool.texts)), key=lambda i: (
-        xxhash.xxh64_intdigest(f"{recipe.seed}\0{pool.origin[i]}".encode("utf-8")), pool.origin[i]))
+    rank = {origin: n for n, origin in enumerate(group_order(pool.origin, recipe.seed))}
+    order = sorted(range(len(pool.texts)), key=lambda i: (rank[pool.origin[i]], i))
     plan: dict[str, list[dict[str, Any]]] = {}
     for slice_name in SPLITS:
         plan[slice_name] = []
         for part in recipe.slices.get(slice_name, ()):
-            wanted_split = part.split or slice_name
-            budget, used, chosen = _budget(recipe, slice_name, part), 0, []
-            for i in order:
-                if taken[i] or not eligible[i] or pool.source[i] != part.source:
-                    continue
-                if recipe.sources[part.source].kind == "split" and pool.split[i] != wanted_split:
-                    continue
-                if budget is not None and used + tokens[i] > budget:
-                    continue
-                taken[i] = True
-                chosen.append(i)
-                used += tokens[i]
+            from_split = recipe.sources[part.source].kind == "split"
+            wanted_split = part.split or slice_name  # split sources: which split's documents
+            candidates = (i for i in order if not taken[i] and eligible[i] and pool.source[i] == part.source
+                          and (not from_split or pool.split[i] == wanted_split))
+            budget = _budget(recipe, slice_name, part)
+            chosen, used = fill_budget(candidates, tokens.__getitem__, budget)
+            taken[chosen] = True
             plan[slice_name].append({"source": part.source, "budget": budget, "tokens": used, "documents": chosen})
     return plan
 
 
-def check_disjoint(recipe: Recipe, plan: dict, exact_keys: np.ndarray, signatures: np.ndarray) -> dict[str, int]:
-    """Count exact and near-duplicate pairs between slices; any pair is an error."""
+def check_disjoint(recipe: Recipe, plan: dict, dedup: DedupResult) -> dict[str, int]:
+    """Exact copies (normalised word sequence) and split's cross-split audit between slices; any pair is an error."""
     members = {name: [i for part in parts for i in part["documents"]] for name, parts in plan.items()}
-    exact = near = 0
-    bands_rows = DedupOptions(threshold=recipe.threshold).banding()
+    exact = 0
     for position, first in enumerate(SPLITS):
         for second in SPLITS[position + 1 :]:
             a, b = members[first], members[second]
-            exact += int(np.isin(exact_keys[a], exact_keys[b]).sum()) if a and b else 0
-            pairs = cross_pairs(signatures[a], signatures[b], *bands_rows)
-            near += int((estimated_jaccard(signatures[a], pairs, signatures[b]) >= recipe.threshold).sum())
+            exact += int(np.isin(dedup.exact_keys[a], dedup.exact_keys[b]).sum()) if a and b else 0
+    chosen = [i for name in SPLITS for i in members[name]]
+    labels = [name for name in SPLITS for _ in members[name]]
+    audit = audit_cross_split(labels, chosen, dedup.signatures, dedup.shingles, [str(i) for i in chosen],
+                              recipe.threshold)
+    near = audit.cross_pairs_at_threshold
     if exact or near:
         raise _fail(recipe.path, f"slices are not disjoint: {exact} exact and {near} near-duplicate pairs")
     return {"exact_pairs": exact, "near_pairs": near}
@@ -239,40 +237,43 @@ def _part_summary(part: dict[str, Any]) -> dict[str, Any]:
 
 def build_corpus(recipe: Recipe, out_dir: str | Path, *, tokenizer: str | None = None,
                  progress: bool = True) -> dict[str, Any]:
-    """Read, deduplicate, choose, check and write; returns the manifest (also corpus_manifest.json)."""
+    """Read, deduplicate, choose, check and publish the folder; returns the manifest (corpus_manifest.json, written
+    last, with the sha256 of every output file under "outputs")."""
     from tqdm import tqdm
 
     from logminer.rendering.chat import RenderError, count_tokens, load_tokenizer
 
-    try:
-        loaded_tokenizer = load_tokenizer(tokenizer) if tokenizer else None
-    except RenderError as error:
-        raise CorpusError(str(error)) from error
-    pool = read_sources(recipe)
-    with tqdm(total=len(pool.texts), desc="minhash", unit="doc", disable=not progress, file=sys.stderr) as bar:
-        dedup = deduplicate(pool.texts, DedupOptions(threshold=recipe.threshold), progress=bar)
-    tokens = []
-    for first in range(0, len(pool.texts), 256):
-        tokens.extend(count_tokens(pool.texts[first : first + 256], loaded_tokenizer))
-    plan = choose(recipe, pool, tokens, dedup.kept)
-    disjoint = check_disjoint(recipe, plan, dedup.exact_keys, dedup.signatures)
-    out = Path(out_dir)
-    slices = {}
-    for name in SPLITS:
-        chosen = [i for part in plan[name] for i in part["documents"]]
-        text = DOCUMENT_SEPARATOR.join(pool.texts[i] for i in chosen)
-        write_atomic(out / f"{name}.txt", text + "\n" if text else "")
-        slices[name] = {"documents": len(chosen), "tokens": int(sum(tokens[i] for i in chosen)),
-                        "parts": [_part_summary(part) for part in plan[name]]}
-    manifest = {
-        "recipe": {"path": redact_text(str(recipe.path)), "sha256": sha256_file(recipe.path)},
-        "sources": {name: {"kind": s.kind, "path": redact_text(str(s.path)), "document": s.document}
-                    for name, s in sorted(recipe.sources.items())},
-        "files": {redact_text(path): digest for path, digest in sorted(pool.files.items())},
-        "seed": recipe.seed, "threshold": recipe.threshold, "tokenizer": redact_text(tokenizer) if tokenizer else None,
-        "pool": {"documents": len(pool.texts), "duplicates_dropped": int((~dedup.kept).sum()),
-                 "redactions": dict(sorted(pool.redactions.items()))},
-        "slices": slices, "disjoint": disjoint, "document_separator": DOCUMENT_SEPARATOR,
-    }
-    write_atomic(out / "corpus_manifest.json", json.dumps(redact_json(manifest), indent=2, sort_keys=True) + "\n")
+    with publish_folder(out_dir, MANIFEST) as staging:  # locked for the whole run, published whole
+        try:
+            loaded_tokenizer = load_tokenizer(tokenizer) if tokenizer else None
+        except RenderError as error:
+            raise CorpusError(str(error)) from error
+        pool = read_sources(recipe)
+        with tqdm(total=len(pool.texts), desc="minhash", unit="doc", disable=not progress, file=sys.stderr) as bar:
+            dedup = deduplicate(pool.texts, DedupOptions(threshold=recipe.threshold), progress=bar)
+        tokens = []
+        for first in range(0, len(pool.texts), 256):
+            tokens.extend(count_tokens(pool.texts[first : first + 256], loaded_tokenizer))
+        plan = choose(recipe, pool, tokens, dedup.kept)
+        disjoint = check_disjoint(recipe, plan, dedup)
+        slices = {}
+        for name in SPLITS:
+            chosen = [i for part in plan[name] for i in part["documents"]]
+            text = DOCUMENT_SEPARATOR.join(pool.texts[i] for i in chosen)
+            write_atomic(staging / f"{name}.txt", text + "\n" if text else "")
+            slices[name] = {"documents": len(chosen), "tokens": int(sum(tokens[i] for i in chosen)),
+                            "parts": [_part_summary(part) for part in plan[name]]}
+        manifest = {
+            "recipe": {"path": redact_text(str(recipe.path)), "sha256": sha256_file(recipe.path)},
+            "sources": {name: {"kind": s.kind, "path": redact_text(str(s.path)), "document": s.document}
+                        for name, s in sorted(recipe.sources.items())},
+            "files": {redact_text(path): digest for path, digest in sorted(pool.files.items())},
+            "seed": recipe.seed, "threshold": recipe.threshold,
+            "tokenizer": redact_text(tokenizer) if tokenizer else None,
+            "pool": {"documents": len(pool.texts), "duplicates_dropped": int((~dedup.kept).sum()),
+                     "redactions": dict(sorted(pool.redactions.items()))},
+            "slices": slices, "disjoint": disjoint, "document_separator": DOCUMENT_SEPARATOR,
+        }
+        manifest["outputs"] = manifest_files(staging)
+        write_atomic(staging / MANIFEST, json.dumps(redact_json(manifest), indent=2, sort_keys=True) + "\n")
     return manifest

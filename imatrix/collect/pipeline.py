@@ -5,17 +5,19 @@ Kept apart from the click command so other runners (layer-sequential, distribute
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from calibkit.atomic import OutputBusy, output_lock, remove_leftovers
 from imatrix.collect.chunks import ChunkingError, ChunkOptions
 from imatrix.files.imatrix_file import Imatrix, ImatrixFileError, write_dat, write_gguf
 from imatrix.model.loading import ModelLoadError
 from imatrix.model.naming import OUTPUT_KEYS, NamingError
 
-USER_ERRORS: tuple[type[Exception], ...] = (ModelLoadError, ChunkingError, NamingError, ImatrixFileError)
+USER_ERRORS: tuple[type[Exception], ...] = (ModelLoadError, ChunkingError, NamingError, ImatrixFileError, OutputBusy)
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,24 @@ def run_collect(settings: CollectSettings, log: Callable[[str], None] = print) -
     """Do the whole collection and write the output(s); returns summary lines. Raises USER_ERRORS for bad input."""
     from contextlib import ExitStack
 
+    from imatrix.collect.checkpoint import CheckpointPaths
+
     with ExitStack() as resources:  # e.g. a --device-map offload folder, removed when the run ends
+        if int(os.environ.get("RANK", "0")) == 0:  # the writer (rank 0 under torchrun) owns the output
+            resources.enter_context(output_lock(settings.output))  # a second run on it fails at once
+            checkpoint = CheckpointPaths.beside(settings.output)
+            remove_leftovers(settings.output, raw_sidecar_path(settings.output), checkpoint.gguf, checkpoint.exact,
+                             checkpoint.state)
         return _run_collect(settings, log, resources)
+
+
+def check_context(config, ctx_size: int) -> None:
+    """Refuse -c beyond the positions the model was trained for (its config's max_position_embeddings)."""
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    limit = getattr(text_config, "max_position_embeddings", None)
+    if isinstance(limit, int) and 0 < limit < ctx_size:
+        raise ChunkingError(f"-c {ctx_size} is beyond the model's context of {limit} tokens "
+                            "(max_position_embeddings in its config); give -c of at most that")
 
 
 def _run_collect(settings: CollectSettings, log: Callable[[str], None], resources) -> list[str]:
@@ -101,6 +119,7 @@ def _run_collect(settings: CollectSettings, log: Callable[[str], None], resource
     started = time.perf_counter()
     model = runner.load(request, resources)
     log(f"loaded {type(model).__name__} from {source.label} in {time.perf_counter() - started:.1f} s")
+    check_context(model.config, settings.ctx_size)
     naming = TensorNaming.for_config(model.config, settings.fuse_qkv, settings.fuse_gate_up_exps)
     plan = plan_targets(model, naming, settings.process_output, settings.skip_unmapped)
     for name in plan.skipped:

@@ -101,6 +101,8 @@ def collect(legacy_model: str | None, model: str | None, data: Path, output: Pat
 
         if isinstance(error, USER_ERRORS):
             raise click.ClickException(str(error)) from None
+        if isinstance(error, OSError) and error.filename:  # e.g. a full disk: the file, then the reason
+            raise click.ClickException(f"{error.filename}: {error.strerror or error}") from None
         raise
     for line in summary:
         click.echo(line, file=sys.stdout)

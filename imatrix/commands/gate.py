@@ -101,8 +101,9 @@ def _open_model(model_path: Path):
         raise click.BadParameter(f"{model_path}: give the GGUF that llama-quantize will quantize", param_hint="--model")
     try:
         return GGUFReader(model_path)
-    except (OSError, ValueError) as error:
-        raise click.ClickException(f"{model_path}: not a readable GGUF ({error})") from None
+    except (OSError, ValueError, IndexError, KeyError) as error:  # gguf-py fails this way on a truncated file
+        raise click.ClickException(f"{model_path}: not a readable GGUF, truncated or damaged "
+                                   f"({type(error).__name__}: {error})") from None
 
 
 def _check_device(device: str) -> None:

@@ -81,7 +81,7 @@ def parse_kld_output(text: str, source: str = "llama-perplexity output") -> KldS
         match = re.search(pattern, text)
         if match is None:
             raise EvalError(f"{source}: no '{name}' statistic found (pattern {pattern!r}); "
-                            "was llama-perplexity run with --kl-divergence and did it finish?")
+                            f"was llama-perplexity run with --kl-divergence and did it finish?{_tail(text)}")
         values[name] = float(match.group(1))
         if name in _ERROR_FIELDS:
             values[_ERROR_FIELDS[name]] = float(match.group(2))
@@ -92,8 +92,14 @@ def parse_ppl_output(text: str, source: str = "llama-perplexity output") -> tupl
     """PPL and its standard error from the 'Final estimate: PPL = X +/- E' line of a perplexity run."""
     match = _FINAL_PPL.search(text)
     if match is None:
-        raise EvalError(f"{source}: no 'Final estimate: PPL = …' line; did llama-perplexity finish?")
+        raise EvalError(f"{source}: no 'Final estimate: PPL = …' line; did llama-perplexity finish?{_tail(text)}")
     return float(match.group(1)), float(match.group(2))
+
+
+def _tail(text: str) -> str:
+    """The last lines of a tool's output for an error message (a damaged model makes it stop early, saying why)."""
+    lines = text.rstrip().splitlines()[-llamacpp.STDERR_TAIL_LINES :]
+    return "\nlast lines of its output:\n" + "\n".join(lines) if lines else "\n(it printed nothing)"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,12 @@ from calibkit.cli_options import AliasedOption
 SHOW = {"show_default": True}
 
 
+def _default_jobs() -> int:
+    import os
+
+    return min(len(os.sched_getaffinity(0)), 8) if hasattr(os, "sched_getaffinity") else 1
+
+
 def _token_count(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
     from logminer.split.assign import parse_token_count
 
@@ -68,13 +74,16 @@ def _ratios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[flo
               help="Fail (write nothing) if a near-duplicate pair straddles splits or a holdout item hits calibration.")
 @click.option("--include-reasoning", is_flag=True, help="Keep reasoning/thinking text in the rendered documents.")
 @click.option("--progress/--no-progress", default=True, **SHOW, help="Progress bars on stderr.")
+@click.option("-j", "--jobs", type=click.IntRange(1), default=_default_jobs(), **SHOW,
+              help="Worker processes reading raw inputs of 4 MB or more (the outputs do not depend on it).")
 def split(inputs, out_dir, tokenizer, chat_template, dedup_threshold, holdout_threshold, both_thresholds, num_perm,
           holdout, holdout_ngram, holdout_repo_match, group_by, ratios, calibration_tokens, validation_tokens,
-          eval_tokens, seed, strict, include_reasoning, progress) -> None:
+          eval_tokens, seed, strict, include_reasoning, progress, jobs) -> None:
     """Deduplicate, decontaminate and split sessions into calibration / validation / eval.
 
     INPUTS are sessions.parquet files from `logminer ingest` or raw logs (ingested in-process).
     """
+    from calibkit.atomic import OutputBusy, OutputRefused
     from logminer.split.assign import SplitOptions
     from logminer.split.decontaminate import DecontaminationOptions
     from logminer.split.dedup import DedupOptions
@@ -84,7 +93,7 @@ def split(inputs, out_dir, tokenizer, chat_template, dedup_threshold, holdout_th
     job = SplitJob(
         inputs=tuple(inputs), out_dir=out_dir, tokenizer=tokenizer, chat_template=chat_template,
         holdout=tuple(holdout), group_by=group_by,
-        include_reasoning=include_reasoning, strict=strict, progress=progress,
+        include_reasoning=include_reasoning, strict=strict, progress=progress, jobs=jobs,
         dedup=DedupOptions(threshold=_first(dedup_threshold, both_thresholds, 0.7), num_perm=num_perm),
         decontamination=DecontaminationOptions(ngram=holdout_ngram,
                                                minhash_threshold=_first(holdout_threshold, both_thresholds, 0.7),
@@ -93,9 +102,9 @@ def split(inputs, out_dir, tokenizer, chat_template, dedup_threshold, holdout_th
     )
     try:
         manifest = run_split(job)
-    except (SplitError, InputError) as error:
+    except (SplitError, InputError, OutputBusy, OutputRefused) as error:
         raise click.ClickException(str(error)) from error
-    except OSError as error:  # e.g. the output folder is not writable
+    except OSError as error:  # e.g. the output folder is not writable, or the disk is full
         raise click.ClickException(f"{error.filename or out_dir}: {error.strerror or error}") from error
     click.echo(summary_table(manifest))
 
@@ -136,6 +145,7 @@ def summary_table(manifest: dict) -> str:
 @click.option("--progress/--no-progress", default=True, **SHOW, help="Progress bars on stderr.")
 def corpus(recipe, out_dir, sources, tokenizer, seed, progress) -> None:
     """Assemble calibration / validation / eval text files from a recipe (see corpora/README.md)."""
+    from calibkit.atomic import OutputBusy, OutputRefused
     from logminer.corpus import CorpusError, build_corpus, load_recipe
 
     overrides = {}
@@ -147,7 +157,7 @@ def corpus(recipe, out_dir, sources, tokenizer, seed, progress) -> None:
     try:
         manifest = build_corpus(load_recipe(recipe, overrides, seed), out_dir, tokenizer=tokenizer,
                                 progress=progress)
-    except CorpusError as error:
+    except (CorpusError, OutputBusy, OutputRefused) as error:
         raise click.ClickException(str(error)) from error
     except OSError as error:
         raise click.ClickException(f"{error.filename or out_dir}: {error.strerror or error}") from error

@@ -4,8 +4,8 @@ Parallel: with jobs > 1, input units (files, and folders of folder formats) are 
 processes ("spawn": polars' thread pool does not survive fork) in input order (`imap`), so the output does not depend
 on the number of jobs. Streaming: sessions are written in batches of `batch_size` rows to parquet parts in a
 temporary folder beside the output; the parts are concatenated by polars' streaming engine
-(`scan_parquet(parts).sink_parquet`) into the output, which is moved into place atomically, and report.json is
-written beside it. Memory is bounded by one batch plus one input file being parsed, not by the corpus; in parallel
+(`scan_parquet(parts).sink_parquet`) into the output, published under a lock with report.json beside it
+(see `ingest`). Memory is bounded by one batch plus one input file being parsed, not by the corpus; in parallel
 runs a worker hands back a whole unit's rows, and finished units wait in `imap`'s queue until they are written.
 
 Row order is the input order, which is deterministic: folder formats first (sorted), then files sorted by path,
@@ -15,6 +15,7 @@ The output table is INGEST_SCHEMA: SESSION_SCHEMA plus the score and metric colu
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import shutil
@@ -26,14 +27,14 @@ from typing import Any
 
 import polars as pl
 
-from calibkit.atomic import write_atomic, write_with
+from calibkit.atomic import OutputBusy, output_lock, remove_leftovers, sha256_file, write_atomic, write_with
 from logminer.ingest.clean import clean_session, truncate_to_tokens
 from logminer.ingest.redact import redact_session, redact_sessions, redact_text
 from logminer.ingest.report import IngestReport
 from logminer.ingest.score import infer_tools, score_session
 from logminer.reading.detect import claimed_folders, read_inputs
 from logminer.reading.registry import load_formats
-from logminer.reading.sources import SourceError, expand_inputs
+from logminer.reading.sources import SourceError, expand_inputs, safe_name
 from logminer.rendering.chat import RenderError, count_tokens, render_session
 from logminer.schema import SESSION_SCHEMA, Rejected, Session, session_to_row
 
@@ -193,8 +194,18 @@ def _unit_result(unit: str, options: IngestOptions) -> tuple[list[dict], IngestR
     return rows, report
 
 
+class WorkerError(Exception):
+    """An unexpected error in a worker process, as one message (picklable: the pool hangs on an exception it
+    cannot rebuild in the parent)."""
+
+
 def _worker_unit(unit: str) -> tuple[list[dict], IngestReport]:
-    return _unit_result(unit, _WORKER_OPTIONS[0])
+    try:
+        return _unit_result(unit, _WORKER_OPTIONS[0])
+    except SourceError:  # --strict's stop, or a missing input: picklable (SourceError.__reduce__)
+        raise
+    except Exception as error:  # noqa: BLE001 - anything else reaches the parent as one message, never a hang
+        raise WorkerError(f"{safe_name(unit)}: {type(error).__name__}: {error}") from None
 
 
 _WORKER_OPTIONS: list[IngestOptions] = []  # set once per worker process by _init_worker (process-local, read-only)
@@ -219,25 +230,51 @@ def parallel_rows(inputs: list[str], options: IngestOptions, report: IngestRepor
 
 def ingest(inputs: list[str], output: str | os.PathLike, options: IngestOptions,
            on_source: Callable[[str], None] | None = None) -> IngestReport:
-    """Run the pipeline and write `output` (parquet) and report.json beside it, both atomically."""
+    """Run the pipeline and publish `output` (parquet) with report.json beside it. Both are locked for the run (a
+    second run on them fails at once), a killed run's leftovers (.tmp files, .parts folders) are removed first, and
+    each file is written under a temporary name and renamed into place: the parquet first, then report.json, which
+    names the parquet's sha256 (so a reader can tell a report from the parquet it describes)."""
     output = Path(output)
+    report_path = output.parent / REPORT_NAME
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        parts_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.parts.", dir=output.parent))
-    except OSError as error:
-        where = f"{error.filename}: {error.strerror}" if error.filename and error.strerror else str(error)
-        raise OutputError(f"{output}: cannot write there ({where})") from error
+        with output_lock(output), output_lock(report_path):
+            remove_leftovers(output, report_path)
+            parts_dir = Path(tempfile.mkdtemp(prefix=f".{output.name}.parts.", dir=output.parent))
+            try:
+                report = _ingest_into(inputs, output, parts_dir, options, on_source)
+            finally:
+                shutil.rmtree(parts_dir, ignore_errors=True)
+            published = report.to_json() | {"output": {"file": output.name, "sha256": sha256_file(output)}}
+            write_atomic(report_path, json.dumps(published, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    except OutputBusy as error:
+        raise OutputError(str(error)) from None
+    except OSError as error:  # e.g. the folder is not writable, or the disk is full
+        raise OutputError(_cannot_write(output, error)) from error
+    return report
+
+
+def _cannot_write(output: Path, error: OSError) -> str:
+    where = f"{error.filename}: {error.strerror}" if error.filename and error.strerror else error.strerror or error
+    return f"{output}: cannot write there ({where})"
+
+
+def _ingest_into(inputs: list[str], output: Path, parts_dir: Path, options: IngestOptions,
+                 on_source: Callable[[str], None] | None) -> IngestReport:
     report = IngestReport(options=options.describe())
     parallel = options.jobs > 1 and sum(input_sizes(inputs).values()) >= options.parallel_min_bytes
     produce = parallel_rows if parallel else ingest_rows
+    rows = produce(inputs, options, report, on_source)
+    parts = _write_parts(rows, parts_dir, options.batch_size, options.batch_chars)
     try:
-        rows = produce(inputs, options, report, on_source)
-        parts = _write_parts(rows, parts_dir, options.batch_size, options.batch_chars)
         write_with(output, lambda tmp: _concatenate(parts, tmp))
-    finally:
-        shutil.rmtree(parts_dir, ignore_errors=True)
-    write_atomic(output.parent / REPORT_NAME, report.dumps())
+    except pl.exceptions.PolarsError as error:  # polars reports a full disk as a ComputeError
+        raise OutputError(f"{output}: cannot write there ({_first_line(error)})") from None
     return report
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def input_sizes(inputs: list[str]) -> dict[str, int]:
@@ -269,7 +306,11 @@ def _write_parts(rows: Iterator[dict], folder: Path, batch_size: int, batch_char
 
 def _write_part(rows: list[dict], folder: Path, index: int) -> Path:
     path = folder / f"part-{index:06d}.parquet"
-    pl.DataFrame(rows, schema=INGEST_SCHEMA).write_parquet(path, compression="zstd", statistics=False)
+    frame = pl.DataFrame(rows, schema=INGEST_SCHEMA)
+    try:
+        frame.write_parquet(path, compression="zstd", statistics=False)
+    except pl.exceptions.PolarsError as error:  # polars reports a full disk as a ComputeError
+        raise OutputError(f"{path}: cannot write there ({_first_line(error)})") from None
     return path
 
 

@@ -79,8 +79,8 @@ def read_inputs(inputs: list[str], *, strict: bool = False) -> Iterator[tuple[st
         try:
             source = SourceFile.open(path)
             fmt = detect_format(source, formats)
-        except SourceError as error:
-            yield _checked(path, None, Rejected(path, 0, error.reason), strict)
+        except SourceError as error:  # error.path: the name in a printable form (a file name may not be UTF-8)
+            yield _checked(error.path, None, Rejected(error.path, 0, error.reason), strict)
             continue
         except RecursionError:
             yield _checked(path, None, Rejected(path, 0, TOO_DEEP), strict)

@@ -13,8 +13,9 @@ Groups are ordered by a seeded hash of their key (xxh64 of "seed NUL key"), then
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import xxhash
@@ -22,6 +23,7 @@ import xxhash
 SPLITS = ("calibration", "validation", "eval")
 OVER_BUDGET = "over_budget"
 TOKEN_SUFFIXES = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
+T = TypeVar("T")
 
 
 def parse_token_count(text: str) -> int:
@@ -89,16 +91,24 @@ def _by_ratio(order: Sequence[str], group_tokens: dict[str, int], ratios: Sequen
     return chosen
 
 
+def fill_budget(order: Iterable[T], tokens: Callable[[T], int], budget: int | None) -> tuple[list[T], int]:
+    """Walk `order` and take every item that still fits the budget (all of them when it is None): the items
+    taken, in order, and their tokens. Split budgets and corpus recipe parts are filled this way."""
+    taken, used = [], 0
+    for item in order:
+        count = tokens(item)
+        if budget is None or used + count <= budget:
+            taken.append(item)
+            used += count
+    return taken, used
+
+
 def _fill_budgets(order: Sequence[str], group_tokens: dict[str, int], options: SplitOptions) -> dict[str, str]:
     chosen: dict[str, str] = {}
     for name, budget in zip(SPLITS, options.budgets):
-        if budget is None:
-            continue
-        used = 0
-        for key in order:
-            if key not in chosen and used + group_tokens[key] <= budget:
-                chosen[key] = name
-                used += group_tokens[key]
+        if budget is not None:
+            taken, _ = fill_budget((key for key in order if key not in chosen), group_tokens.__getitem__, budget)
+            chosen.update(dict.fromkeys(taken, name))
     rest = [key for key in order if key not in chosen]
     open_splits = [(n, r) for n, r, b in zip(SPLITS, options.ratios, options.budgets) if b is None]
     if open_splits and rest:

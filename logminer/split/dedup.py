@@ -3,12 +3,14 @@
 - exact: equal normalised word sequences (see `logminer.split.minhash` for the normalisation);
 - prefix: a session whose turns are the first turns of a longer session (an earlier call of the same conversation,
   e.g. consecutive LiteLLM completion logs) — turns compared by role, normalised text and tool calls, not by ids;
-- near: MinHash (word 5-grams, datasketch-compatible signatures) + LSH banding chosen for recall, every candidate
-  pair verified by its estimated Jaccard similarity;
-- contained: two runs of the same task (first user turns of at least MIN_TASK_WORDS words with estimated Jaccard
+- near: MinHash (word 5-grams, datasketch-compatible signatures) + LSH banding chosen for a recall of RECALL at
+  threshold − candidate_slack, every candidate pair verified by the EXACT Jaccard of its two n-gram sets
+  (logminer.split.jaccard) — candidates whose estimate is below threshold − PREFILTER_SLACK (5 σ of the 120-
+  permutation estimate) are dropped first, so only plausible pairs are counted exactly;
+- contained: two runs of the same task (first user turns of at least MIN_TASK_WORDS words with exact Jaccard
   ≥ task_threshold, 0.9 — e.g. two replays of one SWE-bench issue with different tool bundles) whose smaller
   document lies mostly inside the larger one:
-  estimated containment |A ∩ B| / min(|A|, |B|) at least the verification threshold. Jaccard alone misses these
+  exact containment |A ∩ B| / min(|A|, |B|) at least the threshold. Jaccard alone misses these
   (one run's longer system prompt halves it), and banding cannot find low-Jaccard pairs, hence the task key.
 Clusters are the connected components of all four kinds of edges (union-find). The representative of a cluster
 is its longest document (characters), then the lowest index — callers pass documents in a canonical order.
@@ -23,8 +25,9 @@ import numpy as np
 import xxhash
 
 from logminer.schema import Session
-from logminer.split.lsh import candidate_pairs, estimated_containment, estimated_jaccard, optimal_bands
-from logminer.split.minhash import MinHasher, normalize, shingle_block, word_sequence_keys
+from logminer.split.jaccard import ShingleSets
+from logminer.split.lsh import candidate_pairs, estimated_jaccard, recall_bands
+from logminer.split.minhash import MinHasher, normalize, word_sequence_keys
 
 KEPT = ""
 EXACT = "exact_duplicate"
@@ -34,20 +37,23 @@ CONTAINED = "contained_duplicate"
 MIN_TASK_WORDS = 20
 
 
+RECALL = 0.98  # candidate probability of a pair at threshold − candidate_slack (≥ 0.9996 at the threshold)
+PREFILTER_SLACK = 0.2
+
+
 @dataclass(frozen=True)
 class DedupOptions:
-    """How near is a duplicate. The verification threshold is `threshold - verify_slack` because the estimate from
-    120 permutations has a standard deviation of ~0.04 at J = 0.7: verifying at the threshold itself would lose
-    about half of the pairs whose true similarity is exactly the threshold."""
+    """How near is a duplicate: exact word n-gram Jaccard ≥ threshold. Bands are chosen so that pairs at
+    threshold − candidate_slack are still candidates with probability RECALL."""
 
     threshold: float = 0.7
     num_perm: int = 120
-    bands: int = 0  # 0: derived from threshold and num_perm (datasketch's optimiser, recall-weighted)
+    bands: int = 0  # 0: derived from threshold, candidate_slack and num_perm (lsh.recall_bands)
     rows: int = 0
     ngram: int = 5
     seed: int = 1
     scheme: str = "affine32"
-    verify_slack: float = 0.05
+    candidate_slack: float = 0.1
     task_threshold: float = 0.9  # first user turns this similar are the same task (agent templates share the rest)
     threads: int = 2
 
@@ -62,13 +68,13 @@ class DedupOptions:
             raise ValueError(f"bands × rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
 
     @property
-    def verify_threshold(self) -> float:
-        return round(max(self.threshold - self.verify_slack, 0.0), 6)
+    def candidate_threshold(self) -> float:
+        return round(max(self.threshold - self.candidate_slack, 0.01), 6)
 
     def banding(self) -> tuple[int, int]:
         if self.bands:
             return self.bands, self.rows
-        return optimal_bands(self.verify_threshold, self.num_perm)
+        return recall_bands(self.candidate_threshold, self.num_perm, RECALL)
 
     def hasher(self) -> MinHasher:
         return MinHasher(num_perm=self.num_perm, seed=self.seed, ngram=self.ngram, scheme=self.scheme,
@@ -81,9 +87,10 @@ class DedupResult:
 
     representative: np.ndarray  # int64 index of the representative (itself when kept)
     reason: list[str]
-    similarity: np.ndarray  # estimated Jaccard with the representative (1.0 for itself and exact copies)
+    similarity: np.ndarray  # exact n-gram Jaccard with the representative (1.0 for itself and exact copies)
     signatures: np.ndarray = field(repr=False)
     exact_keys: np.ndarray = field(repr=False)
+    shingles: ShingleSets = field(repr=False)  # the documents' n-gram sets, for the audit's exact Jaccard
     near_pairs: int = 0  # verified near-duplicate edges
     candidates: int = 0  # LSH candidate pairs before verification
 
@@ -149,25 +156,25 @@ def task_text(session: Session) -> str:
     return first_user if len(normalize(first_user).split()) >= MIN_TASK_WORDS else ""
 
 
+def verified_pairs(signatures: np.ndarray, shingles: ShingleSets, pairs: np.ndarray,
+                   threshold: float) -> np.ndarray:
+    """The candidate pairs whose exact Jaccard is at least `threshold` (estimates more than PREFILTER_SLACK below
+    it are not counted: 5 σ of the 120-permutation estimate)."""
+    plausible = pairs[estimated_jaccard(signatures, pairs) >= threshold - PREFILTER_SLACK]
+    return plausible[shingles.jaccard(plausible) >= threshold]
+
+
 def task_pairs(tasks: Sequence[str], options: DedupOptions) -> np.ndarray:
-    """Pairs (i < j) of documents whose task texts have estimated Jaccard ≥ options.task_threshold. Agent prompt
+    """Pairs (i < j) of documents whose task texts have exact Jaccard ≥ options.task_threshold. Agent prompt
     templates make first user turns of *different* tasks 0.6–0.8 similar, so this threshold is well above the
     near-duplicate one."""
     present = np.array([i for i, task in enumerate(tasks) if task], dtype=np.int64)
     if len(present) < 2:
         return np.zeros((0, 2), dtype=np.int64)
-    signatures = options.hasher().run([tasks[i] for i in present])[0]
+    task_texts = [tasks[i] for i in present]
+    signatures = options.hasher().run(task_texts)[0]
     local = candidate_pairs(signatures, *options.banding())
-    local = local[estimated_jaccard(signatures, local) >= options.task_threshold]
-    return present[local]
-
-
-def distinct_shingles(texts: Sequence[str], which: np.ndarray, ngram: int) -> np.ndarray:
-    """Number of distinct shingles of the documents `which` (zeros elsewhere): the set sizes containment needs."""
-    sizes = np.zeros(len(texts), dtype=np.int64)
-    for index in which.tolist():
-        sizes[index] = len(np.unique(shingle_block([texts[index]], ngram).hashes))
-    return sizes
+    return present[verified_pairs(signatures, ShingleSets(task_texts, options.ngram), local, options.task_threshold)]
 
 
 def _chain(previous: int, key: int) -> int:
@@ -225,32 +232,30 @@ def deduplicate(
         sets.union(shorter, longer)
         prefixed.add(shorter)
     unique = np.array(sorted(first_of_key.values()), dtype=np.int64)
-    bands, rows = options.banding()
-    pairs = unique[candidate_pairs(signatures[unique], bands, rows)]
-    similar = estimated_jaccard(signatures, pairs) >= options.verify_threshold
-    for first, second in pairs[similar].tolist():
+    shingles = ShingleSets(texts, options.ngram)
+    pairs = unique[candidate_pairs(signatures[unique], *options.banding())]
+    near = verified_pairs(signatures, shingles, pairs, options.threshold)
+    for first, second in near.tolist():
         sets.union(first, second)
     contained = set()
     if tasks is not None:
         same_task = task_pairs(tasks, options)
-        jaccard = estimated_jaccard(signatures, same_task)
-        distinct = distinct_shingles(texts, np.unique(same_task), options.ngram)
-        share = estimated_containment(jaccard, distinct[same_task[:, 0]], distinct[same_task[:, 1]])
-        for first, second in same_task[share >= options.verify_threshold].tolist():
+        for first, second in same_task[shingles.containment(same_task) >= options.threshold].tolist():
             sets.union(first, second)
             contained.update((first, second))
     representative = _representatives(sets.roots(), [len(t) for t in texts])
-    similarity = estimated_jaccard(signatures, np.stack((np.arange(count), representative), axis=1))
+    similarity = np.ones(count, dtype=np.float64)
     reason = []
     for index, rep in enumerate(representative.tolist()):
         if rep == index:
             reason.append(KEPT)
         elif exact_keys[index] == exact_keys[rep]:
             reason.append(EXACT)
-            similarity[index] = 1.0
         else:
             reason.append(PREFIX if index in prefixed else CONTAINED if index in contained else NEAR)
-    return DedupResult(representative, reason, similarity, signatures, exact_keys, int(similar.sum()), len(pairs))
+    inexact = np.array([i for i, r in enumerate(reason) if r not in (KEPT, EXACT)], dtype=np.int64)
+    similarity[inexact] = shingles.jaccard(np.stack((inexact, representative[inexact]), axis=1))
+    return DedupResult(representative, reason, similarity, signatures, exact_keys, shingles, len(near), len(pairs))
 
 
 def _representatives(roots: np.ndarray, lengths: Sequence[int]) -> np.ndarray:

@@ -3,7 +3,8 @@
 Bands are contiguous runs of `rows` signature values, exactly as datasketch.MinHashLSH cuts them (the tests check that
 the candidate pairs equal MinHashLSH's for the same bands and rows); the banding itself is done here in numpy
 because MinHashLSH's per-document Python insert and query (~10k documents/s, ANCHORS.md) would be slower than the
-whole rest of the dedup stage. Band parameters come from datasketch's own optimiser.
+whole rest of the dedup stage. Dedup and the audit choose bands for a recall (`recall_bands`); decontamination
+uses datasketch's own optimiser (`optimal_bands`). Candidates are only candidates: logminer.split.jaccard decides.
 """
 
 from __future__ import annotations
@@ -60,17 +61,28 @@ def estimated_jaccard(signatures: np.ndarray, pairs: np.ndarray, other: np.ndarr
     return result
 
 
-def estimated_containment(jaccard: np.ndarray, first_size: np.ndarray, second_size: np.ndarray) -> np.ndarray:
-    """Share of the smaller set inside the larger, from a Jaccard estimate and the exact set sizes:
-    |A ∩ B| = J (|A| + |B|) / (1 + J)."""
-    smaller = np.maximum(np.minimum(first_size, second_size), 1)
-    return np.minimum(jaccard * (first_size + second_size) / ((1.0 + jaccard) * smaller), 1.0)
-
-
 @lru_cache(maxsize=64)
 def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     """Bands × rows for recall: datasketch's own optimiser with false negatives weighted 9× false positives."""
     return weighted_optimum(threshold, num_perm, 0.1, 0.9)
+
+
+@lru_cache(maxsize=64)
+def recall_bands(threshold: float, num_perm: int, recall: float) -> tuple[int, int]:
+    """Bands × rows (bands × rows ≤ num_perm) that make a pair of Jaccard `threshold` a candidate with probability
+    at least `recall` (1 − (1 − J^rows)^bands), with the fewest false positives among those: the smallest area
+    under that curve below the threshold. Written here because datasketch's optimiser weighs errors instead of
+    guaranteeing a recall."""
+    grid = np.linspace(0.0, threshold, 1001)
+    best: tuple[float, int, int] | None = None
+    for rows in range(1, num_perm + 1):
+        for bands in range(1, num_perm // rows + 1):
+            if 1.0 - (1.0 - threshold**rows) ** bands >= recall:  # the fewest bands of this row count reaching it
+                area = float(np.trapezoid(1.0 - (1.0 - grid**rows) ** bands, grid))
+                if best is None or area < best[0]:
+                    best = (area, bands, rows)
+                break
+    return (num_perm, 1) if best is None else (best[1], best[2])
 
 
 def cross_pairs(query: np.ndarray, index: np.ndarray, bands: int, rows: int) -> np.ndarray:

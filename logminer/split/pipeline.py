@@ -1,10 +1,11 @@
 """`logminer split` end to end: sessions → rendered documents → dedup → decontamination → splits → audit → files.
 
-Every output is written atomically into OUT_DIR, and the same inputs and options give byte-identical files:
+OUT_DIR is published whole (written into a temporary sibling that replaces it in one rename, under a lock), and the
+same inputs and options give byte-identical files:
   calibration.parquet / validation.parquet / eval.parquet   rendered text, tokens, source file, session id, cluster id
-  calibration.txt / validation.txt / eval.txt               documents joined by DOCUMENT_SEPARATOR (calibkit.calibration_text)
+  calibration.txt / validation.txt / eval.txt               documents joined by calibkit's DOCUMENT_SEPARATOR
   duplicates.parquet / contaminated.parquet / rejected.parquet   with reasons
-  manifest.json                                             input sha256s, options, versions, counts that add up
+  manifest.json       written last: input sha256s, options, versions, counts that add up, sha256 of every file
 
 DOCUMENT_SEPARATOR and the text column are the calibration-text contract in calibkit.calibration_text. Token
 counts and budgets are per document; the separators add about one token per document on top.
@@ -13,6 +14,8 @@ counts and budgets are per document; the separators add about one token per docu
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -21,19 +24,28 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import xxhash
 
-from calibkit.atomic import sha256_file, write_atomic, write_with
+from calibkit.atomic import manifest_files, publish_folder, sha256_file, write_atomic, write_with
 from calibkit.calibration_text import DOCUMENT_SEPARATOR
 from logminer.ingest.redact import redact_json, redact_text
+from logminer.reading.sources import safe_name
 from logminer.split.assign import OVER_BUDGET, SPLITS, SplitOptions, assign_splits, group_order
 from logminer.split.audit import AuditReport, audit_cross_split
 from logminer.split.decontaminate import DecontaminationOptions, DocumentFacts, HoldoutIndex
-from logminer.split.dedup import KEPT, DedupOptions, deduplicate, task_text, turn_keys_batch
+from logminer.split.dedup import DedupOptions, deduplicate, task_text, turn_keys_batch
 from logminer.split.inputs import LoadedInputs, load_inputs
+from logminer.split.records import (
+    BUCKET_SCHEMA,
+    CONTAMINATED,
+    DUPLICATE,
+    KEPT,
+    REJECTED_SCHEMA,
+    SPLIT_SCHEMA,
+    Document,
+    Rejection,
+)
 
-CONTAMINATED = "contaminated"
-DUPLICATE = "duplicate"
+MANIFEST = "manifest.json"
 
 
 class SplitError(Exception):
@@ -51,21 +63,10 @@ class SplitJob:
     include_reasoning: bool = False
     strict: bool = False
     progress: bool = True
+    jobs: int = 1  # worker processes reading raw inputs (the outputs do not depend on it)
     dedup: DedupOptions = field(default_factory=DedupOptions)
     decontamination: DecontaminationOptions = field(default_factory=DecontaminationOptions)
     split: SplitOptions = field(default_factory=SplitOptions)
-
-
-@dataclass
-class Documents:
-    """The sessions that rendered, in canonical order, with everything later stages need (one row each)."""
-
-    rows: list[dict[str, Any]]
-    texts: list[str]
-    tokens: list[int]
-    keys: list[tuple[tuple[int, int], ...]]
-    tasks: list[str]
-    facts: list[DocumentFacts]
 
 
 def _bar(job: SplitJob, total: int, desc: str):
@@ -74,13 +75,13 @@ def _bar(job: SplitJob, total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="doc", disable=not job.progress, file=sys.stderr, dynamic_ncols=True)
 
 
-def render_documents(loaded: LoadedInputs, job: SplitJob, tokenizer: Any) -> tuple[Documents, list[dict]]:
+def render_documents(loaded: LoadedInputs, job: SplitJob, tokenizer: Any) -> tuple[list[Document], list[Rejection]]:
     """Render and count every session; sessions that cannot be rendered are rejected with the reason."""
     from logminer.rendering.chat import RenderError, count_tokens, render_session
     from logminer.split.holdout import instance_id_of
 
     sessions = sorted(loaded.sessions, key=lambda s: (s.source_file, s.session_id, s.line_start, s.byte_start))
-    docs = Documents([], [], [], [], [], [])
+    docs: list[Document] = []
     rejected, kept_sessions = [], []
     with _bar(job, len(sessions), "render") as bar:
         for session in sessions:
@@ -88,94 +89,83 @@ def render_documents(loaded: LoadedInputs, job: SplitJob, tokenizer: Any) -> tup
             try:
                 text = render_session(session, tokenizer, include_reasoning=job.include_reasoning).rstrip()
             except RenderError as error:
-                rejected.append(_rejected_row(session, "render", str(error)))
+                rejected.append(Rejection.of_session(session, "render", str(error)))
                 continue
             if not session.turns or not text.strip():
-                rejected.append(_rejected_row(session, "render", "no text to render (no turns)"))
+                rejected.append(Rejection.of_session(session, "render", "no text to render (no turns)"))
                 continue
-            docs.rows.append(_base_row(session))
-            docs.texts.append(text)
-            kept_sessions.append(session)
-            docs.tasks.append(task_text(session))
             repo = session.metadata.get("repo") if isinstance(session.metadata.get("repo"), str) else None
-            docs.facts.append(DocumentFacts(instance_id_of(session), repo))
-    docs.keys = turn_keys_batch(kept_sessions, job.include_reasoning)
-    with _bar(job, len(docs.texts), "tokens") as bar:
-        for first in range(0, len(docs.texts), 256):
-            docs.tokens.extend(count_tokens(docs.texts[first : first + 256], tokenizer))
-            bar.update(min(256, len(docs.texts) - first))
+            facts = DocumentFacts(instance_id_of(session), repo)
+            docs.append(Document.rendered(len(docs), session, text, task_text(session), facts))
+            kept_sessions.append(session)
+    for doc, keys in zip(docs, turn_keys_batch(kept_sessions, job.include_reasoning)):
+        doc.turn_keys = keys
+    with _bar(job, len(docs), "tokens") as bar:
+        for first in range(0, len(docs), 256):
+            block = docs[first : first + 256]
+            for doc, count in zip(block, count_tokens([d.text for d in block], tokenizer)):
+                doc.tokens = count
+            bar.update(len(block))
     return docs, rejected
 
 
-def _base_row(session) -> dict[str, Any]:
-    return {
-        "session_id": session.session_id,
-        "source_file": session.source_file,
-        "agent": session.agent,
-        "model": session.model,
-        "line_start": session.line_start,
-        "turns": len(session.turns),
-        "metadata": json.dumps(session.metadata, sort_keys=True, ensure_ascii=False),
-    }
-
-
-def _rejected_row(session, stage: str, reason: str) -> dict[str, Any]:
-    return {"source_file": session.source_file, "session_id": session.session_id, "line": session.line_start,
-            "stage": stage, "reason": reason, "records": session.records}
-
-
-def cluster_id(row: dict[str, Any]) -> str:
-    return xxhash.xxh64_hexdigest(f"{row['source_file']}\0{row['session_id']}\0{row['line_start']}".encode("utf-8"))
-
-
-def group_key(row: dict[str, Any], group_by: str | None, cluster: str, facts: DocumentFacts | None = None) -> str:
+def group_key(doc: Document, group_by: str | None) -> str:
     """The --group-by value (a session column or a metadata field; "repo" falls back to the repository a SWE-bench
     instance id names), else the document's own cluster."""
     if not group_by:
-        return f"cluster:{cluster}"
-    if group_by in row and group_by != "metadata":
-        value = row[group_by]
+        return f"cluster:{doc.cluster}"
+    columns = doc.columns()
+    if group_by in columns and group_by != "metadata":
+        value = columns[group_by]
     else:
-        value = json.loads(row["metadata"]).get(group_by)
-    if group_by == "repo" and not value and facts is not None:
+        value = json.loads(doc.metadata).get(group_by)
+    if group_by == "repo" and not value:
         from logminer.reading.formats.jsondoc import repo_from_instance_id
 
-        value = facts.repo or repo_from_instance_id(facts.instance_id)
+        value = doc.facts.repo or repo_from_instance_id(doc.facts.instance_id)
     if value is None or value == "":
-        return f"cluster:{cluster}"
+        return f"cluster:{doc.cluster}"
     return f"{group_by}:{json.dumps(value, sort_keys=True, ensure_ascii=False)}"
 
 
 def run_split(job: SplitJob) -> dict[str, Any]:
-    """Run every stage and write every output; returns the manifest (also written as manifest.json)."""
-    tokenizer, holdout_items = _prepare(job)  # fail on a bad tokenizer or holdout before the long stages
-    loaded = load_inputs(list(job.inputs), include_reasoning=job.include_reasoning, progress=job.progress)
-    docs, rejected = render_documents(loaded, job, tokenizer)
-    rejected = loaded.rejected + rejected
-    with _bar(job, len(docs.texts), "minhash") as bar:
-        dedup = deduplicate(docs.texts, job.dedup, turns=docs.keys, tasks=docs.tasks, progress=bar)
-    index = HoldoutIndex(holdout_items, job.decontamination, job.dedup.hasher()) if holdout_items else None
-    contamination = index.check(docs.texts, docs.facts, dedup.signatures) if index else [""] * len(docs.texts)
-    status, reasons = _buckets(dedup, contamination, docs)
-    clusters = [cluster_id(docs.rows[r]) for r in dedup.representative.tolist()]
-    kept = [i for i, s in enumerate(status) if s == KEPT]
-    group_of = {i: group_key(docs.rows[i], job.group_by, clusters[i], docs.facts[i]) for i in kept}
-    split_of = dict(zip(kept, assign_splits(list(group_of.values()), [docs.tokens[i] for i in kept], job.split)))
-    for i in (i for i in kept if split_of[i] == OVER_BUDGET):
-        rejected.append({**_rejected_from_row(docs.rows[i]), "reason": "over the token budget of every split"})
-    in_split = [i for i in kept if split_of[i] != OVER_BUDGET]
-    audit = audit_cross_split([split_of[i] for i in in_split], dedup.signatures[in_split],
-                              [docs.rows[i]["session_id"] for i in in_split], job.dedup.threshold,
-                              job.dedup.verify_slack)
-    _audit_holdout(audit, index, docs, dedup.signatures, [i for i in in_split if split_of[i] == "calibration"])
-    if job.strict and not audit.clean:
-        raise SplitError(f"audit failed: {audit.cross_pairs_at_threshold} cross-split near-duplicate pairs at "
-                         f"J >= {audit.threshold}, {audit.holdout_hits_calibration} holdout hits in calibration")
-    out = Path(job.out_dir)
-    split_counts = _write_splits(out, docs, in_split, split_of, group_of, clusters, dedup, job.split.seed)
-    _write_buckets(out, docs, status, reasons, dedup, clusters, rejected)
-    manifest = _manifest(job, loaded, docs, status, split_counts, rejected, audit, holdout_items, dedup)
-    write_atomic(out / "manifest.json", json.dumps(redact_json(manifest), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    """Run every stage and publish every output as one folder; returns the manifest (also manifest.json, written
+    last, with the sha256 of every other file). The output is locked for the whole run: a second run on it fails
+    at once."""
+    with publish_folder(job.out_dir, MANIFEST) as staging:
+        tokenizer, holdout_items = _prepare(job)  # fail on a bad tokenizer or holdout before the long stages
+        loaded = load_inputs(list(job.inputs), include_reasoning=job.include_reasoning, progress=job.progress,
+                             jobs=job.jobs)
+        docs, rejected = render_documents(loaded, job, tokenizer)
+        rejected = loaded.rejected + rejected
+        texts = [doc.text for doc in docs]
+        with _bar(job, len(docs), "minhash") as bar:
+            dedup = deduplicate(texts, job.dedup, turns=[d.turn_keys for d in docs], tasks=[d.task for d in docs],
+                                progress=bar)
+        index = HoldoutIndex(holdout_items, job.decontamination, job.dedup.hasher()) if holdout_items else None
+        contamination = index.check(texts, [d.facts for d in docs], dedup.signatures) if index else [""] * len(docs)
+        _mark_buckets(docs, dedup, contamination)
+        kept = [doc for doc in docs if doc.status == KEPT]
+        for doc in kept:
+            doc.group = group_key(doc, job.group_by)
+        for doc, split in zip(kept, assign_splits([d.group for d in kept], [d.tokens for d in kept], job.split)):
+            doc.split = split
+        rejected += [Rejection.of_document(doc, "split", "over the token budget of every split")
+                     for doc in kept if doc.split == OVER_BUDGET]
+        in_split = [doc for doc in kept if doc.split != OVER_BUDGET]
+        audit = audit_cross_split([d.split for d in in_split], [d.index for d in in_split], dedup.signatures,
+                                  dedup.shingles, [d.session_id for d in in_split], job.dedup.threshold,
+                                  job.dedup.candidate_slack)
+        _audit_holdout(audit, index, [d for d in in_split if d.split == "calibration"], dedup.signatures)
+        if job.strict and not audit.clean:
+            raise SplitError(f"audit failed: {audit.cross_pairs_at_threshold} cross-split near-duplicate pairs at "
+                             f"J >= {audit.threshold}, {audit.holdout_hits_calibration} holdout hits in calibration")
+        split_counts = _write_splits(staging, docs, in_split, job.split.seed)
+        _write_buckets(staging, docs, rejected)
+        manifest = _manifest(job, loaded, docs, split_counts, rejected, audit, holdout_items, dedup)
+        manifest["files"] = manifest_files(staging)
+        write_atomic(staging / MANIFEST, json.dumps(redact_json(manifest), indent=2, sort_keys=True,
+                                                      ensure_ascii=False) + "\n")
     return manifest
 
 
@@ -193,92 +183,62 @@ def _prepare(job: SplitJob) -> tuple[Any, list]:
         raise SplitError(f"holdout: {error}") from error
 
 
-def _write_splits(out: Path, docs: Documents, in_split: list[int], split_of: dict[int, str],
-                  group_of: dict[int, str], clusters: list[str], dedup, seed: int) -> dict[str, dict[str, int]]:
-    """<split>.parquet and <split>.txt; documents ordered by their group's seeded position, then canonically."""
-    order = {key: n for n, key in enumerate(group_order(list(group_of.values()), seed))}
-    counts = {}
-    for name in SPLITS:
-        members = sorted((i for i in in_split if split_of[i] == name), key=lambda i: (order[group_of[i]], i))
-        frame = _split_frame(docs, members, clusters, group_of, dedup)
-        write_with(out / f"{name}.parquet", lambda p, f=frame: f.write_parquet(p))
-        text = DOCUMENT_SEPARATOR.join(docs.texts[i] for i in members)
-        write_atomic(out / f"{name}.txt", text + "\n" if text else "")
-        counts[name] = {"sessions": len(members), "tokens": int(sum(docs.tokens[i] for i in members))}
-    return counts
-
-
-def _buckets(dedup, contamination: list[str], docs: Documents) -> tuple[list[str], list[str]]:
-    """Per document: KEPT / DUPLICATE / CONTAMINATED and the reason. A cluster with a contaminated member loses its
-    representative too (it is a near copy of benchmark material); clean non-representatives are duplicates."""
+def _mark_buckets(docs: list[Document], dedup, contamination: list[str]) -> None:
+    """Per document: dedup's verdict, then KEPT / DUPLICATE / CONTAMINATED and the reason. A cluster with a
+    contaminated member loses its representative too (it is a near copy of benchmark material); clean
+    non-representatives are duplicates."""
+    for doc, rep, similarity, reason in zip(docs, dedup.representative.tolist(), dedup.similarity.tolist(),
+                                            dedup.reason):
+        doc.representative, doc.similarity, doc.reason = rep, similarity, reason
+    for doc in docs:
+        doc.cluster = docs[doc.representative].identity()
     tainted: dict[int, str] = {}
-    for index, reason in enumerate(contamination):
-        rep = int(dedup.representative[index])
-        if reason and rep != index and rep not in tainted:
-            tainted[rep] = f"cluster member {docs.rows[index]['session_id']}: {reason}"
-    status, reasons = [], []
-    for index, reason in enumerate(contamination):
-        rep = int(dedup.representative[index])
-        if reason or (rep == index and rep in tainted):
-            status.append(CONTAMINATED)
-            reasons.append(reason or tainted[rep])
-        elif rep != index:
-            status.append(DUPLICATE)
-            reasons.append(dedup.reason[index])
+    for doc, reason in zip(docs, contamination):
+        rep = doc.representative
+        if reason and rep != doc.index and rep not in tainted:
+            tainted[rep] = f"cluster member {doc.session_id}: {reason}"
+    for doc, reason in zip(docs, contamination):
+        rep = doc.representative
+        if reason or (rep == doc.index and rep in tainted):
+            doc.status, doc.reason = CONTAMINATED, reason or tainted[rep]
+        elif rep != doc.index:
+            doc.status = DUPLICATE
         else:
-            status.append(KEPT)
-            reasons.append("")
-    return status, reasons
+            doc.status, doc.reason = KEPT, ""
 
 
-def _audit_holdout(audit: AuditReport, index, docs: Documents, signatures: np.ndarray, members: list[int]) -> None:
+def _audit_holdout(audit: AuditReport, index, members: list[Document], signatures: np.ndarray) -> None:
     if index is None or not members:
         return
-    found = index.check([docs.texts[i] for i in members], [docs.facts[i] for i in members], signatures[members])
-    for i, reason in zip(members, found):
+    found = index.check([d.text for d in members], [d.facts for d in members], signatures[[d.index for d in members]])
+    for doc, reason in zip(members, found):
         if reason:
             audit.holdout_hits_calibration += 1
             if len(audit.holdout_examples) < 20:
-                audit.holdout_examples.append({"session_id": docs.rows[i]["session_id"], "reason": reason})
+                audit.holdout_examples.append({"session_id": doc.session_id, "reason": reason})
 
 
-def _rejected_from_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {"source_file": row["source_file"], "session_id": row["session_id"], "line": row["line_start"],
-            "stage": "split", "reason": "", "records": 1}
+def _write_splits(out: Path, docs: list[Document], in_split: list[Document], seed: int) -> dict[str, dict[str, int]]:
+    """<split>.parquet and <split>.txt; documents ordered by their group's seeded position, then canonically."""
+    order = {key: n for n, key in enumerate(group_order([d.group for d in in_split], seed))}
+    sizes = Counter(doc.representative for doc in docs)
+    counts = {}
+    for name in SPLITS:
+        members = sorted((d for d in in_split if d.split == name), key=lambda d: (order[d.group], d.index))
+        frame = pl.DataFrame([d.split_row(sizes[d.index]) for d in members], schema=SPLIT_SCHEMA)
+        write_with(out / f"{name}.parquet", lambda p, f=frame: f.write_parquet(p))
+        text = DOCUMENT_SEPARATOR.join(d.text for d in members)
+        write_atomic(out / f"{name}.txt", text + "\n" if text else "")
+        counts[name] = {"sessions": len(members), "tokens": int(sum(d.tokens for d in members))}
+    return counts
 
 
-SPLIT_SCHEMA = {"session_id": pl.Utf8, "source_file": pl.Utf8, "agent": pl.Utf8, "model": pl.Utf8,
-                "line_start": pl.Int64, "turns": pl.Int64, "cluster_id": pl.Utf8, "cluster_size": pl.Int64,
-                "group": pl.Utf8, "tokens": pl.Int64, "text": pl.Utf8, "metadata": pl.Utf8}
-BUCKET_SCHEMA = {"session_id": pl.Utf8, "source_file": pl.Utf8, "agent": pl.Utf8, "line_start": pl.Int64,
-                 "reason": pl.Utf8, "cluster_id": pl.Utf8, "representative_session_id": pl.Utf8,
-                 "representative_source_file": pl.Utf8, "estimated_jaccard": pl.Float64, "tokens": pl.Int64}
-REJECTED_SCHEMA = {"source_file": pl.Utf8, "session_id": pl.Utf8, "line": pl.Int64, "stage": pl.Utf8,
-                   "reason": pl.Utf8, "records": pl.Int64}
-
-
-def _split_frame(docs: Documents, members: list[int], clusters: list[str], group_of: dict[int, str],
-                 dedup) -> pl.DataFrame:
-    sizes = Counter(dedup.representative.tolist())
-    rows = [{**docs.rows[i], "cluster_id": clusters[i], "cluster_size": sizes[i], "group": group_of[i],
-             "tokens": docs.tokens[i], "text": docs.texts[i]} for i in members]
-    return pl.DataFrame(rows, schema=SPLIT_SCHEMA)
-
-
-def _write_buckets(out: Path, docs: Documents, status: list[str], reasons: list[str], dedup, clusters: list[str],
-                   rejected: list[dict]) -> None:
-    for bucket in (DUPLICATE, CONTAMINATED):
-        rows = []
-        for i in (i for i, s in enumerate(status) if s == bucket):
-            rep = docs.rows[int(dedup.representative[i])]
-            rows.append({key: docs.rows[i][key] for key in ("session_id", "source_file", "agent", "line_start")}
-                        | {"reason": reasons[i], "cluster_id": clusters[i], "representative_session_id":
-                           rep["session_id"], "representative_source_file": rep["source_file"],
-                           "estimated_jaccard": float(dedup.similarity[i]), "tokens": docs.tokens[i]})
+def _write_buckets(out: Path, docs: list[Document], rejected: list[Rejection]) -> None:
+    for bucket, name in ((DUPLICATE, "duplicates.parquet"), (CONTAMINATED, "contaminated.parquet")):
+        rows = [d.bucket_row(docs[d.representative]) for d in docs if d.status == bucket]
         frame = pl.DataFrame(rows, schema=BUCKET_SCHEMA)
-        write_with(out / f"{bucket}s.parquet" if bucket == DUPLICATE else out / f"{bucket}.parquet",
-                   lambda p, f=frame: f.write_parquet(p))
-    frame = pl.DataFrame(rejected, schema=REJECTED_SCHEMA)
+        write_with(out / name, lambda p, f=frame: f.write_parquet(p))
+    frame = pl.DataFrame([r.row() for r in rejected], schema=REJECTED_SCHEMA)
     write_with(out / "rejected.parquet", lambda p: frame.write_parquet(p))
 
 
@@ -294,24 +254,23 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _manifest(job: SplitJob, loaded: LoadedInputs, docs: Documents, status: list[str], split_counts: dict,
-              rejected: list[dict], audit: AuditReport, holdout_items: list, dedup) -> dict[str, Any]:
-    buckets = Counter(status)
-    split_rejected = sum(1 for r in rejected if r["stage"] != "ingest")
+def _manifest(job: SplitJob, loaded: LoadedInputs, docs: list[Document], split_counts: dict,
+              rejected: list[Rejection], audit: AuditReport, holdout_items: list, dedup) -> dict[str, Any]:
+    buckets = Counter(doc.status for doc in docs)
+    split_rejected = sum(1 for r in rejected if r.stage != "ingest")
     counts = {
         "input_sessions": len(loaded.sessions),
         **{name: split_counts[name]["sessions"] for name in SPLITS},
         "duplicates": buckets[DUPLICATE],
         "contaminated": buckets[CONTAMINATED],
         "rejected": split_rejected,
-        "ingest_rejected_records": sum(r["records"] for r in rejected if r["stage"] == "ingest"),
+        "ingest_rejected_records": sum(r.records for r in rejected if r.stage == "ingest"),
     }
     counts["adds_up"] = counts["input_sessions"] == sum(counts[k] for k in (*SPLITS, "duplicates", "contaminated",
                                                                             "rejected"))
     return {
         # paths redacted like every other output (a home folder names its user)
-        "inputs": [{"path": redact_text(path), "sha256": sha256_file(path), "bytes": Path(path).stat().st_size}
-                   for path in loaded.files],
+        "inputs": [_input_entry(path) for path in loaded.files],
         "holdout": [{"path": redact_text(path), "sha256": sha256_file(path)}
                     for path in sorted({i.source_file for i in holdout_items})],
         "options": _options(job),
@@ -326,11 +285,24 @@ def _manifest(job: SplitJob, loaded: LoadedInputs, docs: Documents, status: list
     }
 
 
+def _input_entry(path: str) -> dict[str, Any]:
+    """Path (redacted, printable), sha256 and size of an input; an input that cannot be read (rejected, with its
+    reason, in rejected.parquet) is listed without them, never opened here (a FIFO would block)."""
+    entry: dict[str, Any] = {"path": redact_text(safe_name(path))}
+    try:
+        if stat.S_ISREG(os.stat(path).st_mode):
+            return entry | {"sha256": sha256_file(path), "bytes": os.stat(path).st_size}
+    except OSError:
+        pass
+    return entry | {"sha256": None, "bytes": None}
+
+
 def _options(job: SplitJob) -> dict[str, Any]:
     options = asdict(job)
     options.pop("progress")
+    options.pop("jobs")
     options.pop("out_dir")
-    options["inputs"] = [redact_text(path) for path in job.inputs]
+    options["inputs"] = [redact_text(safe_name(path)) for path in job.inputs]
     options["holdout"] = [redact_text(path) for path in job.holdout]
     options["tokenizer"] = redact_text(job.tokenizer) if job.tokenizer else None
     options["chat_template"] = redact_text(job.chat_template) if job.chat_template else None

@@ -110,7 +110,7 @@ def test_overlapping_slices_are_an_error() -> None:
     result = deduplicate(texts)
     plan = {"calibration": [{"documents": [0]}], "validation": [{"documents": [0]}], "eval": [{"documents": [1]}]}
     with pytest.raises(CorpusError, match="not disjoint: 1 exact and 1 near"):
-        check_disjoint(recipe, plan, result.exact_keys, result.signatures)
+        check_disjoint(recipe, plan, result)
 
 
 def test_shipped_recipes_parse(sources: Path) -> None:

@@ -253,7 +253,8 @@ def test_cli_unwritable_output_and_broken_links_are_clean_errors(tmp_path, examp
     assert result.exit_code == 0, result.output
     report = json.loads((out.parent / "report.json").read_text())
     assert report["rejections"] == [{"file": str(logs / "broken.jsonl"), "line": 0,
-                                     "reason": "cannot read: No such file or directory"}]
+                                     "reason": f"dangling symbolic link (to {tmp_path / 'nowhere'}, which does "
+                                               "not exist)"}]
     assert report["totals"]["sessions_kept"] == 2
 
 

@@ -144,7 +144,10 @@ def test_options_are_checked() -> None:
         DedupOptions(bands=20)
     with pytest.raises(ValueError, match="exceeds"):
         DedupOptions(bands=30, rows=5)
-    assert DedupOptions().banding() == (21, 5)  # datasketch optimiser at 0.65, false negatives weighted 9×
+    bands, rows = DedupOptions().banding()  # recall 0.98 at threshold − 0.1 = 0.6, fewest false positives
+    assert (bands, rows) == (29, 4) and bands * rows <= 120
+    assert 1 - (1 - 0.6**rows) ** bands >= 0.98 > 1 - (1 - 0.6**rows) ** (bands - 1)
+    assert 1 - (1 - 0.7**rows) ** bands >= 0.999
     assert DedupOptions(bands=20, rows=6).banding() == (20, 6)
 
 
