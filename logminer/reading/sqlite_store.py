@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -41,8 +42,11 @@ class DatabaseError(Exception):
 
 
 def is_sqlite(path: str) -> bool:
-    """True when the file starts with the SQLite header (checked before any text decoding)."""
+    """True when a regular file starts with the SQLite header (checked before any text decoding). Anything but a
+    regular file is not opened here (a FIFO would block the read for ever): sources.read_regular_file rejects it."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
         with open(path, "rb") as handle:
             return handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
     except OSError:
