@@ -1,7 +1,8 @@
 """`logminer split` end to end: sessions → rendered documents → dedup → decontamination → splits → audit → files.
 
 Every output is written atomically into OUT_DIR, and the same inputs and options give byte-identical files:
-  calibration.parquet / validation.parquet / eval.parquet   rendered text, tokens, source file, session id, cluster id
+  calibration.parquet / validation.parquet / eval.parquet   rendered text, tokens, source file, session id, cluster id,
+                                                            role spans (logminer.rendering.spans; null if unplaceable)
   calibration.txt / validation.txt / eval.txt               documents joined by DOCUMENT_SEPARATOR (calibkit.calibration_text)
   duplicates.parquet / contaminated.parquet / rejected.parquet   with reasons
   manifest.json                                             input sha256s, options, versions, counts that add up
@@ -76,7 +77,8 @@ def _bar(job: SplitJob, total: int, desc: str):
 
 def render_documents(loaded: LoadedInputs, job: SplitJob, tokenizer: Any) -> tuple[Documents, list[dict]]:
     """Render and count every session; sessions that cannot be rendered are rejected with the reason."""
-    from logminer.rendering.chat import RenderError, count_tokens, render_session
+    from logminer.rendering.chat import RenderError, count_tokens
+    from logminer.rendering.spans import render_document
     from logminer.split.holdout import instance_id_of
 
     sessions = sorted(loaded.sessions, key=lambda s: (s.source_file, s.session_id, s.line_start, s.byte_start))
@@ -86,14 +88,14 @@ def render_documents(loaded: LoadedInputs, job: SplitJob, tokenizer: Any) -> tup
         for session in sessions:
             bar.update(1)
             try:
-                text = render_session(session, tokenizer, include_reasoning=job.include_reasoning).rstrip()
+                text, spans = render_document(session, tokenizer, include_reasoning=job.include_reasoning)
             except RenderError as error:
                 rejected.append(_rejected_row(session, "render", str(error)))
                 continue
             if not session.turns or not text.strip():
                 rejected.append(_rejected_row(session, "render", "no text to render (no turns)"))
                 continue
-            docs.rows.append(_base_row(session))
+            docs.rows.append(_base_row(session) | {"spans": spans})
             docs.texts.append(text)
             kept_sessions.append(session)
             docs.tasks.append(task_text(session))
@@ -249,7 +251,8 @@ def _rejected_from_row(row: dict[str, Any]) -> dict[str, Any]:
 
 SPLIT_SCHEMA = {"session_id": pl.Utf8, "source_file": pl.Utf8, "agent": pl.Utf8, "model": pl.Utf8,
                 "line_start": pl.Int64, "turns": pl.Int64, "cluster_id": pl.Utf8, "cluster_size": pl.Int64,
-                "group": pl.Utf8, "tokens": pl.Int64, "text": pl.Utf8, "metadata": pl.Utf8}
+                "group": pl.Utf8, "tokens": pl.Int64, "text": pl.Utf8, "metadata": pl.Utf8,
+                "spans": pl.List(pl.Struct({"kind": pl.Utf8, "start": pl.Int64, "end": pl.Int64}))}
 BUCKET_SCHEMA = {"session_id": pl.Utf8, "source_file": pl.Utf8, "agent": pl.Utf8, "line_start": pl.Int64,
                  "reason": pl.Utf8, "cluster_id": pl.Utf8, "representative_session_id": pl.Utf8,
                  "representative_source_file": pl.Utf8, "estimated_jaccard": pl.Float64, "tokens": pl.Int64}
