@@ -110,7 +110,12 @@ def _align(text: str, skeleton: str, parts: list[_Part], where: str) -> list[Spa
         pos += len(candidate) + len(after)
     if pos != len(text):
         raise SpanError(f"{where}: {len(text) - pos} characters left over after the last part")
-    return _tile([_extend_call(text, found, n) for n in range(len(found))], len(text))
+    placed, previous_end = [], 0
+    for part, start, end, after in found:
+        kind, start, end = _extend_call(text, part, start, end, after, previous_end)
+        placed.append((kind, start, end))
+        previous_end = end
+    return _tile(placed, len(text))
 
 
 def _place(text: str, pos: int, part: str, after: str) -> tuple[str, str] | None:
@@ -125,18 +130,19 @@ def _place(text: str, pos: int, part: str, after: str) -> tuple[str, str] | None
     return None
 
 
-def _extend_call(text: str, found: list, n: int) -> tuple[str, int, int]:
-    """A part's (kind, start, end); a tool call widened from its name to the whole call (module docstring)."""
-    part, start, end, after = found[n]
+def _extend_call(text: str, part: _Part, start: int, end: int, after: str,
+                 previous_end: int) -> tuple[str, int, int]:
+    """A part's (kind, start, end); a tool call widened from its name to the whole call (module docstring), never
+    back over the part before it."""
     if part.call is None:
         return part.kind, start, end
-    previous_end = found[n - 1][2] if n else 0
+    name_end = end
     start = max(previous_end, text.rfind("\n", previous_end, start) + 1)
     located = [(after.find(form), form) for form in _argument_forms(part.call) if form and form in after]
     if located:
         index, form = min(located)
         end += index + len(form)
-        end = min(_CLOSERS.match(text, end).end(), found[n][2] + len(after))
+        end = min(_CLOSERS.match(text, end).end(), name_end + len(after))
     else:  # arguments rendered in a form we do not know: the call ends with the line that names it
         line_end = text.find("\n", end, end + len(after))
         end = line_end if line_end >= 0 else end + len(after)

@@ -150,3 +150,15 @@ def test_spans_tile_the_real_logs(real_logs):
         tokenizer = _tokenizer(TEMPLATES[name])
         for session in sessions:
             assert_spans_exact(session, tokenizer)
+
+
+def test_calls_written_back_to_back_get_one_span_each():
+    glued = ("{% for m in messages %}{{ m.content }}{% for c in m.tool_calls or [] %}"
+             "{\"name\": \"{{ c.function.name }}\", \"arguments\": {{ c.function.arguments | tojson }}}"
+             "{% endfor %}{% endfor %}")
+    calls = [ToolCall("a", json.dumps({"x": 1})), ToolCall("b", json.dumps({"y": [2]}))]
+    session = Session("s", "test", "f", turns=[Turn("user", "go"), Turn("assistant", "", tool_calls=calls)])
+    text, spans = render_with_spans(session, _tokenizer(glued))
+    call_spans = [text[s.start:s.end] for s in spans if s.kind == "tool_call"]
+    assert call_spans == ['{"name": "a", "arguments": {"x": 1}}', '{"name": "b", "arguments": {"y": [2]}}']
+    assert all(a.end == b.start for a, b in pairwise(spans))
