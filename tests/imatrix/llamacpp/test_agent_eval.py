@@ -92,11 +92,12 @@ def test_overall_kld_matches_llama_perplexity_on_the_same_tokens(artifacts, quan
     with libllama.LlamaModel(artifacts.model, CTX, THREADS) as reference, \
             libllama.LlamaModel(quant, CTX, THREADS) as quantized:
         scores = scoring.score_stream(reference, {"q": quantized}, tokens, scoring.windows(len(tokens), CTX, CTX))
-    # llama-perplexity stores the reference's log-probs as 16-bit steps and drops p < e^-16: hence a tolerance
-    assert scores.kld["q"].mean() == pytest.approx(theirs.mean_kld, rel=0.02, abs=2e-3)
-    assert 100 * scores.same_top["q"].mean() == pytest.approx(theirs.same_top_pct, abs=1.0)
-    assert np.exp(scores.nll["q"].mean()) == pytest.approx(theirs.ppl, rel=0.005)
-    assert np.exp(scores.reference_nll.mean()) == pytest.approx(theirs.ppl_base, rel=0.005)
+    # llama-perplexity stores the reference's log-probs in 16-bit steps, drops p < e^-16 and batches 32 chunks
+    # per decode: hence a tolerance (measured at -c 128, 8 chunks: 0.400361 vs 0.400367, same-top and PPL equal)
+    assert scores.kld["q"].mean() == pytest.approx(theirs.mean_kld, rel=2e-3, abs=1e-4)
+    assert 100 * scores.same_top["q"].mean() == pytest.approx(theirs.same_top_pct, abs=0.5)
+    assert np.exp(scores.nll["q"].mean()) == pytest.approx(theirs.ppl, rel=1e-3)
+    assert np.exp(scores.reference_nll.mean()) == pytest.approx(theirs.ppl_base, rel=1e-3)
 
 
 @pytest.fixture(scope="session")
@@ -169,7 +170,7 @@ def test_card_numbers_equal_the_eval_records(cli_run, artifacts, tmp_path):
     card = (tmp_path / "README.md").read_text()
     assert card.startswith("---\nbase_model: google/gemma-3-270m\nquantized_by: tester\nlicense: FILL-IN-LICENSE\n")
     assert (tmp_path / "eval.png").read_bytes() == (out / "run.png").read_bytes() and "(eval.png)" in card
-    section = card.split("## Quants\n", 1)[1].split("\n\n", 2)[1]  # the table after the heading
+    section = card.split("## Quants\n", 1)[1].strip().split("\n\n", 1)[0]  # the table under the heading
     table = section.splitlines()[2:]
     assert len(table) == len(record["models"])
     for line, model in zip(table, record["models"]):

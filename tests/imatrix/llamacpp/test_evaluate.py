@@ -90,9 +90,10 @@ def test_eval_command_without_libllama_says_how_to_install(tmp_path, monkeypatch
     monkeypatch.delenv(llamacpp.LLAMA_CPP_BIN_ENV, raising=False)
     monkeypatch.setattr(llamacpp, "package_bin_dir", lambda: None)
     monkeypatch.setattr(libllama, "_LIBRARY", [])  # forget a library loaded by an earlier test
-    model = tmp_path / "m.gguf"
+    model, quant = tmp_path / "m.gguf", tmp_path / "q.gguf"
     model.write_bytes(b"GGUF")
-    result = CliRunner().invoke(imatrix_cli, ["eval", "--reference", str(model), str(model), "--text", str(TEXT)])
+    quant.write_bytes(b"GGUF")
+    result = CliRunner().invoke(imatrix_cli, ["eval", "--reference", str(model), str(quant), "--text", str(TEXT)])
     assert result.exit_code == 1
     assert "libllama shared library not found" in result.output
     assert "pip install 'calibkit[llamacpp]'" in result.output
