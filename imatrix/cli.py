@@ -15,6 +15,7 @@ COMMANDS = {
     "compare": "imatrix.commands.files:compare",
     "mix": "imatrix.commands.files:mix",
     "eval": "imatrix.commands.eval:eval_command",
+    "card": "imatrix.commands.card:card",
     "gate": "imatrix.commands.gate:gate",
     "allocate": "imatrix.commands.allocate:allocate",
 }

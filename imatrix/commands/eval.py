@@ -1,4 +1,5 @@
-"""`imatrix eval`: PPL and KL divergence of quantized GGUFs against a reference, as a Markdown/CSV/PNG report."""
+"""`imatrix eval`: per-token KLD / same-top / PPL of quants against a reference, per role kind, tool-call agreement and
+paired bootstrap CIs, through llama.cpp's own libllama; report as JSON, Markdown, CSV and PNG."""
 
 from __future__ import annotations
 
@@ -14,55 +15,63 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.command("eval")
 @click.argument("quants", nargs=-1, required=True, type=_FILE)
 @click.option("-m", "--model", "reference", cls=AliasedOption, aliases=("--reference",), required=True, type=_FILE,
-              help="Reference GGUF (the unquantized or least-quantized model) whose logits the quants are scored "
-                   "against.")
-@click.option("-f", "--text", "text", required=True, type=_FILE,
-              help="Evaluation text (e.g. logminer split's eval.txt), tokenized by llama-perplexity.")
-@click.option("--ctx-size", "-c", default=512, show_default=True, type=click.IntRange(min=16),
-              help="Tokens per chunk (llama-perplexity -c).")
-@click.option("--chunks", default=None, type=click.IntRange(min=1),
-              help="Score at most this many chunks (llama-perplexity --chunks)  [default: all]")
+              help="Reference GGUF (the unquantized or least-quantized model) the quants are scored against.")
+@click.option("-f", "--text", "data", cls=AliasedOption, aliases=("--data",), required=True, type=_FILE,
+              help="Eval documents: logminer split's eval.parquet (sessions with role spans: per-role metrics, "
+                   "tool calls, bootstrap over sessions) or a text file (documents cut at blank lines, no roles).")
+@click.option("--ctx-size", "-c", default=512, show_default=True, type=click.IntRange(min=8),
+              help="Tokens per scoring window; every target has at least half of it as context.")
+@click.option("--stride", default=None, type=click.IntRange(min=1),
+              help="Window step. [default: ctx/2 - 1, every token scored once; ctx: llama-perplexity's chunks]")
+@click.option("--chunks", "max_windows", default=None, type=click.IntRange(min=1),
+              help="Score at most this many windows  [default: all]")
+@click.option("--tool-calls", "tool_calls", default=50, show_default=True, type=click.IntRange(min=0),
+              help="Re-decode at most this many logged tool calls (a seeded sample when there are more).")
+@click.option("--bootstrap", "replicates", default=1000, show_default=True, type=click.IntRange(min=10),
+              help="Bootstrap draws for the CIs.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap and the call sample.")
 @click.option("--threads", "-t", default=None, type=click.IntRange(min=1),
-              help="CPU threads (llama-perplexity -t)  [default: llama.cpp's choice]")
+              help="CPU threads for libllama  [default: llama.cpp's choice]")
 @click.option("--output", "-o", "report_prefix", default=Path("eval_report"), show_default=True, type=Path,
-              help="Report prefix: writes PREFIX.md, PREFIX.csv and PREFIX.png.")
-@click.option("--logits-file", default=None, type=Path,
-              help="Keep the reference logits here (llama-perplexity --kl-divergence-base). They are large: "
-                   "n_vocab × 2 bytes per scored token (~0.5 MiB per token for Gemma 3). [default: a temporary "
-                   "file, deleted afterwards]")
-@click.option("--plot/--no-plot", default=True, show_default=True, help="Draw the PNG bar chart.")
-def eval_command(quants: tuple[Path, ...], reference: Path, text: Path, ctx_size: int, chunks: int | None,
-                 threads: int | None, report_prefix: Path, logits_file: Path | None, plot: bool) -> None:
-    """Score QUANTS against the reference --model on --text with llama-perplexity (PPL, KLD, same-top-token rate).
+              help="Report prefix: PREFIX.json (the run record `imatrix card` reads), .md, .csv, .png, and "
+                   "PREFIX.tokens.parquet (every scored token).")
+@click.option("--plot/--no-plot", default=True, show_default=True, help="Draw the PNG.")
+def eval_command(quants: tuple[Path, ...], reference: Path, data: Path, ctx_size: int, stride: int | None,
+                 max_windows: int | None, tool_calls: int, replicates: int, seed: int, threads: int | None,
+                 report_prefix: Path, plot: bool) -> None:
+    """Judge QUANTS against --reference on the tokens an agent writes.
 
-    Runs `llama-perplexity --kl-divergence-base` once on the reference, then `--kl-divergence` on every quant, and
-    prints the table quant publishers report: size, bits per weight, PPL ± error, median / mean / 99th-percentile KLD
-    and the percentage of tokens whose top prediction matches the reference's.
+    Every token of the eval data is scored with the reference and each quant through llama.cpp's libllama (same
+    windows for all): mean / median / p99 KLD, same-top-token % and PPL, overall and per role (assistant text,
+    tool call, reasoning, user, system, tool result, template). Tool calls are greedy-decoded from the text before
+    them by every model and compared as (name, parsed arguments) with the reference's and the logged call. CIs
+    come from a paired bootstrap over sessions; every pair of quants gets a CI of its difference.
     """
     from tqdm import tqdm
 
-    from imatrix.llamacpp import evaluate
-    from imatrix.llamacpp import tools as llamacpp
+    from imatrix.llamacpp import agent_eval, agent_report
+    from imatrix.llamacpp.evaluate import EvalError
+    from imatrix.llamacpp.libllama import LibLlamaError
+    from imatrix.llamacpp.scoring import ScoringError
+    from imatrix.llamacpp.tools import LlamaCppError
 
-    options = evaluate.EvalOptions(ctx_size=ctx_size, chunks=chunks, threads=threads)
-    bar = tqdm(total=1 + len(quants), unit="model", desc="llama-perplexity", dynamic_ncols=True)
+    options = agent_eval.AgentEvalOptions(ctx_size=ctx_size, stride=stride, max_windows=max_windows,
+                                          threads=threads, tool_calls=tool_calls, replicates=replicates, seed=seed)
+    bars: dict[str, tqdm] = {}
 
-    started: list[str] = []
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.setdefault(stage, tqdm(total=total, desc=stage, unit="window" if stage == "score" else "call",
+                                          dynamic_ncols=True))
+        bar.update(done - bar.n)
 
-    def progress(message: str) -> None:
-        """Called when a model's run starts: the one before it has finished."""
-        if started:
-            bar.update(1)
-        started.append(message)
-        bar.set_postfix_str(message[:60])
-
+    tokens = report_prefix.with_name(report_prefix.name + ".tokens.parquet")
     try:
-        report = evaluate.run_eval(reference, quants, text, options, logits_file=logits_file, progress=progress)
-        bar.update(bar.total - bar.n)
-    except (evaluate.EvalError, llamacpp.LlamaCppError) as error:
+        record = agent_eval.run_agent_eval(reference, quants, data, options, tokens_out=tokens, progress=progress)
+    except (EvalError, ScoringError, LibLlamaError, LlamaCppError) as error:
         raise click.ClickException(str(error)) from error
     finally:
-        bar.close()
-    written = evaluate.write_report(report, report_prefix, plot=plot)
-    click.echo(evaluate.format_markdown(report))
-    click.echo("wrote " + ", ".join(str(path) for path in written))
+        for bar in bars.values():
+            bar.close()
+    written = agent_report.write_report(record, report_prefix, plot=plot)
+    click.echo(agent_report.format_markdown(record))
+    click.echo("wrote " + ", ".join(str(path) for path in [*written, tokens]))

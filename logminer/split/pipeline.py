@@ -2,7 +2,8 @@
 
 OUT_DIR is published whole (written into a temporary sibling that replaces it in one rename, under a lock), and the
 same inputs and options give byte-identical files:
-  calibration.parquet / validation.parquet / eval.parquet   rendered text, tokens, source file, session id, cluster id
+  calibration.parquet / validation.parquet / eval.parquet   rendered text, tokens, source file, session id, cluster id,
+                                                            role spans (logminer.rendering.spans; null if unplaceable)
   calibration.txt / validation.txt / eval.txt               documents joined by calibkit's DOCUMENT_SEPARATOR
   duplicates.parquet / contaminated.parquet / rejected.parquet   with reasons
   manifest.json       written last: input sha256s, options, versions, counts that add up, sha256 of every file
@@ -77,7 +78,8 @@ def _bar(job: SplitJob, total: int, desc: str):
 
 def render_documents(loaded: LoadedInputs, job: SplitJob, tokenizer: Any) -> tuple[list[Document], list[Rejection]]:
     """Render and count every session; sessions that cannot be rendered are rejected with the reason."""
-    from logminer.rendering.chat import RenderError, count_tokens, render_session
+    from logminer.rendering.chat import RenderError, count_tokens
+    from logminer.rendering.spans import render_document
     from logminer.split.holdout import instance_id_of
 
     sessions = sorted(loaded.sessions, key=lambda s: (s.source_file, s.session_id, s.line_start, s.byte_start))
@@ -87,7 +89,7 @@ def render_documents(loaded: LoadedInputs, job: SplitJob, tokenizer: Any) -> tup
         for session in sessions:
             bar.update(1)
             try:
-                text = render_session(session, tokenizer, include_reasoning=job.include_reasoning).rstrip()
+                text, spans = render_document(session, tokenizer, include_reasoning=job.include_reasoning)
             except RenderError as error:
                 rejected.append(Rejection.of_session(session, "render", str(error)))
                 continue
@@ -96,7 +98,7 @@ def render_documents(loaded: LoadedInputs, job: SplitJob, tokenizer: Any) -> tup
                 continue
             repo = session.metadata.get("repo") if isinstance(session.metadata.get("repo"), str) else None
             facts = DocumentFacts(instance_id_of(session), repo)
-            docs.append(Document.rendered(len(docs), session, text, task_text(session), facts))
+            docs.append(Document.rendered(len(docs), session, text, task_text(session), facts, spans))
             kept_sessions.append(session)
     for doc, keys in zip(docs, turn_keys_batch(kept_sessions, job.include_reasoning)):
         doc.turn_keys = keys

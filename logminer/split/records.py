@@ -25,7 +25,8 @@ SESSION_COLUMNS = ("session_id", "source_file", "agent", "model", "line_start", 
 
 SPLIT_SCHEMA = {"session_id": pl.Utf8, "source_file": pl.Utf8, "agent": pl.Utf8, "model": pl.Utf8,
                 "line_start": pl.Int64, "turns": pl.Int64, "cluster_id": pl.Utf8, "cluster_size": pl.Int64,
-                "group": pl.Utf8, "tokens": pl.Int64, "text": pl.Utf8, "metadata": pl.Utf8}
+                "group": pl.Utf8, "tokens": pl.Int64, "text": pl.Utf8, "metadata": pl.Utf8,
+                "spans": pl.List(pl.Struct({"kind": pl.Utf8, "start": pl.Int64, "end": pl.Int64}))}
 BUCKET_SCHEMA = {"session_id": pl.Utf8, "source_file": pl.Utf8, "agent": pl.Utf8, "line_start": pl.Int64,
                  "reason": pl.Utf8, "cluster_id": pl.Utf8, "representative_session_id": pl.Utf8,
                  "representative_source_file": pl.Utf8, "jaccard": pl.Float64, "tokens": pl.Int64}
@@ -58,12 +59,14 @@ class Document:
     cluster: str = ""
     group: str = ""
     split: str = ""  # a split name or OVER_BUDGET, for kept documents
+    spans: list[dict] | None = None  # role spans of the rendered parts (logminer.rendering.spans), None if unplaceable
 
     @classmethod
-    def rendered(cls, index: int, session: Session, text: str, task: str, facts: DocumentFacts) -> Document:
+    def rendered(cls, index: int, session: Session, text: str, task: str, facts: DocumentFacts,
+                 spans: list[dict] | None = None) -> Document:
         return cls(index, session.session_id, session.source_file, session.agent, session.model, session.line_start,
                    len(session.turns), json.dumps(session.metadata, sort_keys=True, ensure_ascii=False),
-                   session.records, text, facts, task)
+                   session.records, text, facts, task, spans=spans)
 
     def columns(self) -> dict[str, Any]:
         """The session's columns, as the split files and --group-by see them."""
@@ -75,7 +78,7 @@ class Document:
 
     def split_row(self, cluster_size: int) -> dict[str, Any]:
         return {**self.columns(), "cluster_id": self.cluster, "cluster_size": cluster_size, "group": self.group,
-                "tokens": self.tokens, "text": self.text}
+                "tokens": self.tokens, "text": self.text, "spans": self.spans}
 
     def bucket_row(self, representative: Document) -> dict[str, Any]:
         return {"session_id": self.session_id, "source_file": self.source_file, "agent": self.agent,
