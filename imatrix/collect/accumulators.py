@@ -58,6 +58,7 @@ class Plan:
     dense: list[DenseTarget] = field(default_factory=list)
     experts: list[ExpertsTarget] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    multimodal: list[str] = field(default_factory=list)  # tower/projector linears: they go to the mmproj GGUF
 
     def shapes(self) -> dict[str, tuple[int, int]]:
         """key → (n_mat, ne0) of its entry."""
@@ -88,6 +89,10 @@ def plan_targets(model: nn.Module, naming: TensorNaming, process_output: bool = 
     """Which modules to hook for which keys; raises NamingError for an unmapped linear inside a block."""
     plan = Plan()
     for name, module in model.named_modules():
+        if naming.is_multimodal(name):
+            if isinstance(module, nn.Linear):
+                plan.multimodal.append(name)
+            continue
         dims = _experts_dims(module)
         if dims is not None:
             up_keys, down_key = naming.fused_experts_keys(name)
@@ -105,7 +110,8 @@ def plan_targets(model: nn.Module, naming: TensorNaming, process_output: bool = 
             if key is not None and is_collected_key(key, process_output):
                 if key == "output.weight" and _is_tied_head(model, module):
                     continue  # tied head multiplies token_embd: llama-imatrix collects nothing (spec §1.2)
-                plan.dense.append(DenseTarget(name, module, key, module.in_features))
+                for split_key in naming.keys(name):  # several keys where the converter splits the rows
+                    plan.dense.append(DenseTarget(name, module, split_key, module.in_features))
             elif in_block and not (key or "").startswith("blk."):
                 if not skip_unmapped:
                     raise unmapped_error(name, module, naming.arch)

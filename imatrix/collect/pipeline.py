@@ -102,6 +102,9 @@ def _run_collect(settings: CollectSettings, log: Callable[[str], None], resource
     log(f"loaded {type(model).__name__} from {source.label} in {time.perf_counter() - started:.1f} s")
     naming = TensorNaming.for_config(model.config, settings.fuse_qkv, settings.fuse_gate_up_exps)
     plan = plan_targets(model, naming, settings.process_output, settings.skip_unmapped)
+    if plan.multimodal:
+        log(f"{len(plan.multimodal)} vision/audio tower and projector linears not collected: llama.cpp's converter "
+            "writes them to the mmproj GGUF, which llama-quantize does not quantize with an imatrix")
     for name in plan.skipped:
         log(f"warning: {name} has no GGUF name; skipped (--skip-unmapped)")
     shapes = plan.shapes()

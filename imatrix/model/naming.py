@@ -1,4 +1,9 @@
-"""HF module names → GGUF tensor names (the imatrix keys), through gguf-py's own converter tables."""
+"""HF module names → GGUF tensor names (the imatrix keys), through gguf-py's own converter tables.
+
+The GGUF architecture comes from the converter's registry (converter_archs.TEXT_ARCHITECTURES, keyed by the
+checkpoint's `architectures`); names go through the converter's own filters first (converter_rules: multimodal towers
+skipped, `language_model.` stripped), then gguf.TensorNameMap, then the converter's splits (converter_rules).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,9 @@ from typing import TYPE_CHECKING
 
 import gguf
 from gguf import MODEL_ARCH, MODEL_ARCH_NAMES, MODEL_TENSOR
+
+from imatrix.model import converter_rules
+from imatrix.model.converter_archs import TEXT_ARCHITECTURES
 
 if TYPE_CHECKING:
     from torch import nn
@@ -59,17 +67,27 @@ def text_config(config):
 
 
 def arch_for_config(config) -> MODEL_ARCH:
-    """gguf MODEL_ARCH for a transformers config, from its model_type."""
+    """gguf MODEL_ARCH for a transformers config: the converter's arch for its `architectures`, else by model_type."""
+    by_name = {name: arch for arch, name in MODEL_ARCH_NAMES.items()}
+    for architecture in getattr(config, "architectures", None) or ():
+        if architecture in TEXT_ARCHITECTURES:
+            arch_name = TEXT_ARCHITECTURES[architecture]
+            if arch_name not in by_name:
+                raise NamingError(
+                    f"{architecture}: llama.cpp's converter writes GGUF architecture {arch_name!r}, which the "
+                    f"installed gguf package {getattr(gguf, '__version__', '')} does not know; install a gguf that "
+                    "has it (e.g. llama.cpp's gguf-py of the same release as your llama.cpp tools)")
+            return by_name[arch_name]
     model_type = getattr(config, "model_type", None) or ""
     if model_type in ARCH_BY_MODEL_TYPE:
         return ARCH_BY_MODEL_TYPE[model_type]
-    by_name = {name: arch for arch, name in MODEL_ARCH_NAMES.items()}
     for candidate in (model_type, model_type.replace("_", ""), model_type.replace("_", "-")):
         if candidate in by_name:
             return by_name[candidate]
     raise NamingError(
-        f"model_type {model_type!r} has no gguf architecture (gguf knows e.g. llama, qwen3, qwen3moe, gemma3, "
-        "gemma4); add it to imatrix.model.naming.ARCH_BY_MODEL_TYPE"
+        f"model_type {model_type!r} (architectures {getattr(config, 'architectures', None)}) has no GGUF "
+        "architecture: llama.cpp's converter (b11434) does not convert it, so llama.cpp cannot use an imatrix for it; "
+        "if a newer converter does, regenerate imatrix/model/converter_archs.py with scripts/converter_tables.py"
     )
 
 
@@ -99,8 +117,15 @@ class TensorNaming:
         """Naming for a transformers config: the arch from model_type, n_blocks from num_hidden_layers."""
         return cls(arch_for_config(config), int(text_config(config).num_hidden_layers), fuse_qkv, fuse_gate_up_exps)
 
+    def is_multimodal(self, hf_name: str) -> bool:
+        """A vision/audio tower or projector module: the converter writes it to the mmproj GGUF, not the text one."""
+        return converter_rules.is_multimodal(hf_name)
+
     def _lookup(self, hf_name: str) -> tuple[MODEL_TENSOR, str] | None:
-        found = self.name_map.get_type_and_name(hf_name + ".weight", try_suffixes=(".weight",))
+        name = converter_rules.converter_text_name(hf_name)
+        if name is None:
+            return None
+        found = self.name_map.get_type_and_name(name + ".weight", try_suffixes=(".weight",))
         if found is None:
             return None
         kind, key = found
@@ -115,6 +140,17 @@ class TensorNaming:
         """Imatrix key for a module (Linear, router) name, or None when the converter has no name for it."""
         found = self._lookup(hf_name)
         return None if found is None else found[1]
+
+    def keys(self, hf_name: str) -> list[str]:
+        """Every key a linear's input feeds: one, or several where the converter splits its rows (converter_rules)."""
+        key = self.key(hf_name)
+        if key is None:
+            return []
+        for (arch, suffix), kinds in converter_rules.ROW_SPLITS.items():
+            if arch == self.arch and hf_name.endswith(suffix):
+                block = key.split(".")[1]
+                return [gguf.TENSOR_NAMES[kind].format(bid=block) + ".weight" for kind in kinds]
+        return [key]
 
     def kind(self, hf_name: str) -> MODEL_TENSOR | None:
         found = self._lookup(hf_name)
@@ -131,6 +167,8 @@ class TensorNaming:
     def fused_experts_keys(self, experts_prefix: str) -> tuple[list[str], str]:
         """Keys fed by a fused 3-D gate_up_proj (one fused key or gate + up) and the down_proj key."""
         fused = self.expert_key(experts_prefix, "gate_up")
+        if self.arch in converter_rules.SPLIT_GATE_UP_EXPS and not self.fuse_gate_up_exps:
+            fused = None  # the converter splits gate_up_proj into gate + up for this arch (converter_rules)
         if fused is not None:
             up_keys = [fused]
         else:

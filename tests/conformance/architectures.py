@@ -1,0 +1,110 @@
+"""THE table of the conformance suite: one row per architecture, a tiny transformers config for each.
+
+Dimensions: every matmul input (hidden, heads × head_dim, FFN widths) is a multiple of 256, so llama-quantize can
+quantize every tensor to IQ2_XS; two layers, four experts (top 2) for MoE rows, the 320-token character vocabulary.
+`moe` rows compare counts within the routing-tie tolerance (tests/conformance/README.md), dense rows exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from tests.conformance.tokenizer import VOCAB_SIZE
+
+HIDDEN, FFN, HEADS, KV_HEADS, HEAD_DIM, LAYERS = 256, 512, 4, 2, 64, 2
+EXPERTS, TOP_K, MOE_FFN = 4, 2, 256
+
+
+def common(**extra) -> dict:
+    values = dict(vocab_size=VOCAB_SIZE, hidden_size=HIDDEN, intermediate_size=FFN, num_hidden_layers=LAYERS,
+                  num_attention_heads=HEADS, num_key_value_heads=KV_HEADS, head_dim=HEAD_DIM, bos_token_id=1,
+                  eos_token_id=2, pad_token_id=0, max_position_embeddings=1024, tie_word_embeddings=False)
+    values.update(extra)
+    return values
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A row: `config()` builds the transformers config; `model_class` is the class the checkpoint is saved as."""
+
+    name: str
+    model_class: str
+    config: Callable[[], object]
+    moe: bool = False
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _tf():
+    import transformers
+
+    return transformers
+
+
+def _moe(**extra) -> dict:
+    return common(num_experts=EXPERTS, num_experts_per_tok=TOP_K, moe_intermediate_size=MOE_FFN, **extra)
+
+
+def _gemma3_text(**extra):
+    return _tf().Gemma3TextConfig(**common(sliding_window=64, layer_types=["sliding_attention", "full_attention"],
+                                           query_pre_attn_scalar=HEAD_DIM, **extra))
+
+
+def _gemma4_text(**extra):
+    return _tf().Gemma4TextConfig(**common(
+        global_head_dim=128, hidden_size_per_layer_input=256, vocab_size_per_layer_input=VOCAB_SIZE,
+        layer_types=["sliding_attention", "full_attention"], sliding_window=64, num_kv_shared_layers=0,
+        tie_word_embeddings=True, **extra))
+
+
+def _gemma4_moe():
+    return _gemma4_text(enable_moe_block=True, num_experts=EXPERTS, top_k_experts=TOP_K, moe_intermediate_size=MOE_FFN)
+
+
+def _gemma4_multimodal():
+    tf = _tf()
+    vision = tf.Gemma4VisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                                   num_attention_heads=2, num_key_value_heads=2, head_dim=32)
+    return tf.Gemma4Config(text_config=_gemma4_text().to_dict(), vision_config=vision.to_dict())
+
+
+def _gemma3_multimodal():
+    tf = _tf()
+    vision = tf.SiglipVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                                   num_attention_heads=2, image_size=32, patch_size=8)
+    return tf.Gemma3Config(text_config=_gemma3_text().to_dict(), vision_config=vision.to_dict(), mm_tokens_per_image=4)
+
+
+ARCHITECTURES: tuple[Architecture, ...] = (
+    Architecture("llama", "LlamaForCausalLM", lambda: _tf().LlamaConfig(**common())),
+    Architecture("mistral", "MistralForCausalLM", lambda: _tf().MistralConfig(**common(sliding_window=None))),
+    Architecture("qwen2", "Qwen2ForCausalLM", lambda: _tf().Qwen2Config(**common())),
+    Architecture("qwen3", "Qwen3ForCausalLM", lambda: _tf().Qwen3Config(**common())),
+    Architecture("qwen3-moe", "Qwen3MoeForCausalLM",
+                 lambda: _tf().Qwen3MoeConfig(**_moe(decoder_sparse_step=1, mlp_only_layers=[], norm_topk_prob=True)),
+                 moe=True),
+    Architecture("mixtral", "MixtralForCausalLM",
+                 lambda: _tf().MixtralConfig(**common(num_local_experts=EXPERTS, num_experts_per_tok=TOP_K)), moe=True),
+    Architecture("granite", "GraniteForCausalLM", lambda: _tf().GraniteConfig(**common())),
+    Architecture("olmo2", "Olmo2ForCausalLM", lambda: _tf().Olmo2Config(**common())),
+    Architecture("smollm3", "SmolLM3ForCausalLM", lambda: _tf().SmolLM3Config(**common())),
+    Architecture("phi3", "Phi3ForCausalLM", lambda: _tf().Phi3Config(**common())),
+    Architecture("gemma2", "Gemma2ForCausalLM",
+                 lambda: _tf().Gemma2Config(**common(sliding_window=64, query_pre_attn_scalar=HEAD_DIM))),
+    Architecture("gemma3-text", "Gemma3ForCausalLM", _gemma3_text),
+    Architecture("gemma3-multimodal", "Gemma3ForConditionalGeneration", _gemma3_multimodal),
+    Architecture("gemma4-text", "Gemma4ForCausalLM", _gemma4_text),
+    Architecture("gemma4-moe", "Gemma4ForCausalLM", _gemma4_moe, moe=True),
+    Architecture("gemma4-multimodal", "Gemma4ForConditionalGeneration", _gemma4_multimodal),
+    Architecture("glm4-moe", "Glm4MoeForCausalLM",
+                 lambda: _tf().Glm4MoeConfig(**_moe(n_routed_experts=EXPERTS, n_shared_experts=1,
+                                                    first_k_dense_replace=1, n_group=1, topk_group=1,
+                                                    partial_rotary_factor=0.5)), moe=True),
+    Architecture("ernie4.5-moe", "Ernie4_5_MoeForCausalLM",
+                 lambda: _tf().Ernie4_5_MoeConfig(**_moe(moe_num_experts=EXPERTS, moe_k=TOP_K,
+                                                         moe_layer_start_index=1, moe_num_shared_experts=0)),
+                 moe=True),
+)
+
+BY_NAME = {arch.name: arch for arch in ARCHITECTURES}

@@ -1,0 +1,198 @@
+"""Build, convert, collect, compare: the steps of one conformance row (tests/conformance/test_conformance.py).
+
+Each step writes into the row's folder and is skipped when its product already exists, so the session fixture builds
+every model once and every test reads the same files.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tests.conformance.architectures import Architecture
+from tests.conformance.tokenizer import build_tokenizer, calibration_text
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CTX, CHUNKS, THREADS = 128, 6, 2
+MIN_COSINE = 0.9999
+ROUTING_TIE_TOKENS = 2  # MoE: a routed (token, expert) pair may move between near-tied experts (README.md)
+
+
+def build_checkpoint(arch: Architecture, folder: Path, seed: int = 0) -> Path:
+    """Random float32 weights for arch's config (norms randomised too, so every path carries signal)."""
+    import torch
+    import transformers
+
+    if (folder / "config.json").is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    config = arch.config()
+    config.architectures = [arch.model_class]
+    torch.manual_seed(seed)
+    model = getattr(transformers, arch.model_class)(config).to(torch.float32)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.dim() == 1:
+                parameter.normal_(0.0, 0.2).add_(1.0 if "norm" in name else 0.0)
+    model.save_pretrained(str(folder))
+    build_tokenizer(folder)
+    return folder
+
+
+def _run(command: list[str], log: Path, timeout: float = 600) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "PYTHONPATH": str(REPO_ROOT)}
+    completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                               timeout=timeout, check=False)
+    log.write_text(completed.stdout)
+    if completed.returncode != 0:
+        tail = "\n".join(completed.stdout.splitlines()[-30:])
+        raise RuntimeError(f"{' '.join(command[:4])} ... failed ({completed.returncode}); log {log}:\n{tail}")
+
+
+def convert(converter_dir: Path, folder: Path) -> Path:
+    """The text GGUF, as llama.cpp's converter writes it (f32)."""
+    out = folder.parent / f"{folder.name}.f32.gguf"
+    if not out.is_file():
+        script = Path(__file__).with_name("convert_tiny.py")
+        partial = out.with_suffix(".partial")
+        _run([sys.executable, str(script), str(converter_dir), str(folder), str(partial)],
+             folder.parent / f"{folder.name}.convert.log")
+        os.replace(partial, out)
+    return out
+
+
+def text_file(root: Path) -> Path:
+    path = root / "calibration.txt"
+    if not path.is_file():
+        path.write_text(calibration_text(CTX * CHUNKS + 16))
+    return path
+
+
+def collect_ours(folder: Path, text: Path) -> Path:
+    out = folder.parent / f"{folder.name}.ours.imatrix.gguf"
+    if not out.is_file():
+        partial = out.with_name("partial." + out.name)
+        _run([sys.executable, "-c", "from imatrix.cli import main; main()", "collect", str(folder), "--data", str(text), "-c", str(CTX),
+              "--chunks", str(CHUNKS), "--dtype", "fp32", "--accumulate", "float64", "--no-ppl", "--no-progress",
+              "-o", str(partial)], folder.parent / f"{folder.name}.collect.log")
+        os.replace(partial, out)
+    return out
+
+
+def collect_theirs(gguf_path: Path, text: Path) -> Path:
+    from imatrix.llamacpp import tools
+
+    out = gguf_path.with_name(gguf_path.name.replace(".f32.gguf", ".theirs.imatrix.gguf"))
+    if not out.is_file():
+        partial = out.with_name("partial." + out.name)
+        tools.imatrix(gguf_path, text, partial, ctx_size=CTX, chunks=CHUNKS, threads=THREADS)
+        os.replace(partial, out)
+    return out
+
+
+def quantize_with(gguf_path: Path, imatrix: Path) -> str:
+    """llama-quantize IQ2_XS --imatrix ours; returns '' on success, else the tail of the error."""
+    from imatrix.llamacpp import tools
+
+    out = gguf_path.with_name(gguf_path.name.replace(".f32.gguf", ".IQ2_XS.gguf"))
+    try:
+        tools.quantize(gguf_path, out, "IQ2_XS", imatrix=imatrix, threads=THREADS)
+    except tools.LlamaCppFailed as error:
+        return str(error)
+    return ""
+
+
+def tensor_lengths(gguf_path: Path) -> dict[str, int]:
+    """Tensor name → ne0 × n_expert, as llama-quantize checks an imatrix entry against the model."""
+    import gguf
+
+    lengths = {}
+    for tensor in gguf.GGUFReader(str(gguf_path)).tensors:
+        shape = [int(n) for n in tensor.shape]
+        lengths[tensor.name] = shape[0] * (shape[2] if len(shape) > 2 else 1)
+    return lengths
+
+
+@dataclass
+class Comparison:
+    """What differs between our imatrix and llama-imatrix's for one architecture."""
+
+    missing: list[str] = field(default_factory=list)  # in theirs, not ours
+    extra: list[str] = field(default_factory=list)  # in ours, not theirs
+    bad_length: list[str] = field(default_factory=list)
+    count_diffs: dict[str, int] = field(default_factory=dict)  # key → largest per-row |Δcount|
+    min_cosine: float = 1.0
+    worst_key: str = ""
+    n_keys: int = 0
+
+
+def compare(ours_path: Path, theirs_path: Path, model_gguf: Path) -> Comparison:
+    from imatrix.files.imatrix_file import read_imatrix
+
+    ours, theirs = read_imatrix(ours_path), read_imatrix(theirs_path)
+    lengths = tensor_lengths(model_gguf)
+    result = Comparison(missing=sorted(set(theirs.entries) - set(ours.entries)),
+                        extra=sorted(set(ours.entries) - set(theirs.entries)), n_keys=len(theirs.entries))
+    for key, entry in sorted(ours.entries.items()):
+        if lengths.get(key) != entry.n_values:
+            result.bad_length.append(f"{key}: {entry.n_values} values, the GGUF tensor needs {lengths.get(key)}")
+        other = theirs.entries.get(key)
+        if other is None:
+            continue
+        if other.sums.shape != entry.sums.shape:
+            result.bad_length.append(f"{key}: shape {entry.sums.shape}, llama-imatrix {other.sums.shape}")
+            continue
+        diff = int(np.abs(entry.counts.astype(np.int64) - other.counts.astype(np.int64)).max())
+        if diff:
+            result.count_diffs[key] = diff
+        a, b = entry.means().astype(np.float64).ravel(), other.means().astype(np.float64).ravel()
+        cosine = float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-300))
+        if cosine < result.min_cosine:
+            result.min_cosine, result.worst_key = cosine, key
+    return result
+
+
+@dataclass
+class Row:
+    """One architecture's outcome: the comparison and whether llama-quantize took our imatrix."""
+
+    comparison: Comparison
+    quantize_error: str
+    moe: bool
+
+    def problems(self) -> list[str]:
+        """Every way this row fails the suite's criteria (empty: it conforms)."""
+        c, found = self.comparison, []
+        if c.missing or c.extra:
+            found.append(f"keys differ: missing {c.missing[:4]}, extra {c.extra[:4]}")
+        if c.bad_length:
+            found.append(f"lengths: {c.bad_length[:3]}")
+        limit = ROUTING_TIE_TOKENS if self.moe else 0
+        over = {k: d for k, d in c.count_diffs.items() if d > limit}
+        if over:
+            found.append(f"counts differ by more than {limit}: {dict(list(over.items())[:3])}")
+        if c.min_cosine < MIN_COSINE:
+            found.append(f"cosine {c.min_cosine:.6f} < {MIN_COSINE} at {c.worst_key}")
+        if self.quantize_error:
+            found.append("llama-quantize IQ2_XS refused our imatrix: " + self.quantize_error.splitlines()[-1][:200])
+        return found
+
+    def verdict(self) -> str:
+        c = self.comparison
+        counts = "counts equal" if not c.count_diffs else f"counts within {max(c.count_diffs.values())}"
+        status = "CONFORMS" if not self.problems() else "FAILS: " + "; ".join(self.problems())
+        return f"{status:<9} keys {c.n_keys}, {counts}, min cos {c.min_cosine:.7f}, IQ2_XS " + (
+            "ok" if not self.quantize_error else "refused")
+
+
+def run_row(arch: Architecture, root: Path, converter_dir: Path, text: Path) -> Row:
+    folder = build_checkpoint(arch, root / arch.name)
+    model_gguf = convert(converter_dir, folder)
+    ours = collect_ours(folder, text)
+    theirs = collect_theirs(model_gguf, text)
+    return Row(compare(ours, theirs, model_gguf), quantize_with(model_gguf, ours), arch.moe)

@@ -1,0 +1,88 @@
+"""The converter's own rules before gguf's name table: multimodal checkpoints collect their language model only,
+named as the converter names the text GGUF; the arch comes from the converter's registry; converter splits."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from gguf import MODEL_ARCH
+
+from imatrix.collect.accumulators import plan_targets
+from imatrix.model.converter_rules import converter_text_name, is_multimodal
+from imatrix.model.naming import NamingError, TensorNaming, arch_for_config
+from tests.imatrix.tiny_models import HIDDEN, build, expected_entries
+
+
+def _gemma4_multimodal():
+    import transformers as tf
+
+    text_model, _ = build("gemma4")
+    vision = tf.Gemma4VisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                                   num_key_value_heads=2, head_dim=16)
+    config = tf.Gemma4Config(text_config=text_model.config.to_dict(), vision_config=vision.to_dict())
+    config.architectures = ["Gemma4ForConditionalGeneration"]
+    torch.manual_seed(0)
+    return tf.Gemma4ForConditionalGeneration(config).eval(), text_model
+
+
+def test_gemma4_multimodal_collects_the_text_model_under_text_gguf_names():
+    model, text_model = _gemma4_multimodal()
+    naming = TensorNaming.for_config(model.config)
+    assert naming.arch == MODEL_ARCH.GEMMA4
+    plan = plan_targets(model, naming)
+    got = {key: rows * cols for key, (rows, cols) in plan.shapes().items()}
+    assert got == expected_entries(text_model, MODEL_ARCH.GEMMA4)
+    assert plan.multimodal and all("vision" in name for name in plan.multimodal)
+    assert all(".language_model.layers." in t.module_name for t in plan.dense)
+
+
+def test_multimodal_rules_follow_the_converter():
+    assert converter_text_name("model.language_model.layers.3.mlp.down_proj") == "model.layers.3.mlp.down_proj"
+    assert converter_text_name("language_model.model.layers.0.self_attn.q_proj") == "model.layers.0.self_attn.q_proj"
+    for name in ("model.vision_tower.encoder.layers.0.self_attn.q_proj.linear", "model.embed_vision.embedding_projection",
+                 "model.audio_tower.layers.0.ffn", "model.visual.blocks.0.attn.qkv", "model.multi_modal_projector.linear_1"):
+        assert is_multimodal(name) and converter_text_name(name) is None
+    assert not is_multimodal("model.layers.0.mlp.gate_proj")
+
+
+def test_arch_comes_from_the_converter_registry():
+    class Config:
+        model_type = "whatever"
+        architectures = ["DeepseekV3ForCausalLM"]
+
+    assert arch_for_config(Config) == MODEL_ARCH.DEEPSEEK2
+    Config.architectures = ["Qwen2_5_VLForConditionalGeneration"]
+    assert arch_for_config(Config) == MODEL_ARCH.QWEN2VL
+    Config.architectures = ["MixtralForCausalLM"]
+    assert arch_for_config(Config) == MODEL_ARCH.LLAMA
+    Config.architectures, Config.model_type = ["NoSuchModelForCausalLM"], "no_such_model"
+    with pytest.raises(NamingError, match="no_such_model.*does not convert it"):
+        arch_for_config(Config)
+
+
+def test_converter_arch_unknown_to_the_installed_gguf_is_refused():
+    import gguf
+
+    from imatrix.model.converter_archs import TEXT_ARCHITECTURES
+
+    known = set(gguf.MODEL_ARCH_NAMES.values())
+    newer = next((name for name, arch in TEXT_ARCHITECTURES.items() if arch not in known), None)
+    if newer is None:
+        return  # the installed gguf knows every arch the converter writes: nothing to refuse
+
+    class Config:
+        model_type = "x"
+        architectures = [newer]
+
+    with pytest.raises(NamingError, match="installed gguf package"):
+        arch_for_config(Config)
+
+
+def test_qwen3_next_splits_as_the_converter_does():
+    naming = TensorNaming(MODEL_ARCH.QWEN3NEXT, 2)
+    assert naming.keys("model.layers.0.linear_attn.in_proj_qkvz") == ["blk.0.attn_qkv.weight", "blk.0.attn_gate.weight"]
+    assert naming.fused_experts_keys("model.layers.1.mlp.experts") == (
+        ["blk.1.ffn_gate_exps.weight", "blk.1.ffn_up_exps.weight"], "blk.1.ffn_down_exps.weight")
+    fused = TensorNaming(MODEL_ARCH.QWEN3NEXT, 2, fuse_gate_up_exps=True)
+    assert fused.fused_experts_keys("model.layers.1.mlp.experts")[0] == ["blk.1.ffn_gate_up_exps.weight"]
+    assert HIDDEN  # the shared tiny dims are importable (keeps this module's builders in step with tiny_models)
