@@ -106,12 +106,12 @@ def plan_targets(model: nn.Module, naming: TensorNaming, process_output: bool = 
                 n_expert = _count_experts(model, name)
                 plan.dense.append(DenseTarget(name, module, key, module.in_features, n_expert, expert))
                 continue
-            key = naming.key(name)
+            keys = naming.keys(name)  # several where the converter splits the rows (model.converter_rules)
+            key = keys[0] if keys else None
             if key is not None and is_collected_key(key, process_output):
                 if key == "output.weight" and _is_tied_head(model, module):
                     continue  # tied head multiplies token_embd: llama-imatrix collects nothing (spec §1.2)
-                for split_key in naming.keys(name):  # several keys where the converter splits the rows
-                    plan.dense.append(DenseTarget(name, module, split_key, module.in_features))
+                plan.dense.extend(DenseTarget(name, module, split_key, module.in_features) for split_key in keys)
             elif in_block and not (key or "").startswith("blk."):
                 if not skip_unmapped:
                     raise unmapped_error(name, module, naming.arch)

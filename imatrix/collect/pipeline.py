@@ -92,6 +92,11 @@ def _run_collect(settings: CollectSettings, log: Callable[[str], None], resource
     from imatrix.runners.registry import runner_for
 
     source = resolve_source(settings.model, settings.gguf_file)
+    if source.gguf_path is None:  # a HF folder: refuse what cannot be named before any weight is read
+        from imatrix.model.naming import preflight
+
+        preflight(source.folder, settings.fuse_qkv, settings.fuse_gate_up_exps, settings.process_output,
+                  settings.skip_unmapped, settings.trust_remote_code)
     tokenizer = load_tokenizer(source, settings.trust_remote_code)
     chunks, n_tokens = load_chunks(settings, source, tokenizer)
     log(f"{settings.data}: {n_tokens} tokens → {len(chunks)} chunks of {settings.ctx_size}")

@@ -8,6 +8,8 @@ converter. (Hand-copied facts, because the converter is not an installable libra
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from gguf import MODEL_ARCH, MODEL_TENSOR
 
 # conversion/base.py TextModel.filter_tensors: names the text GGUF never holds (vision/audio towers, projectors);
@@ -28,10 +30,44 @@ SPLIT_GATE_UP_EXPS = frozenset({
     MODEL_ARCH.LLAMA4, MODEL_ARCH.GPT_OSS,
 })
 
-# One HF linear written as several GGUF tensors that all multiply the same input (row splits): each key gets the
-# same column statistics. conversion/qwen.py Qwen3NextModel.modify_tensors: in_proj_qkvz → attn_qkv + attn_gate.
-ROW_SPLITS: dict[tuple[MODEL_ARCH, str], tuple[MODEL_TENSOR, ...]] = {
-    (MODEL_ARCH.QWEN3NEXT, "linear_attn.in_proj_qkvz"): (MODEL_TENSOR.ATTN_QKV, MODEL_TENSOR.ATTN_GATE),
+# One HF linear written as one or several GGUF tensors that all multiply its input (renames, row splits): each key gets
+# the same column statistics. `dense` applies instead when the model has no routed experts.
+@dataclass(frozen=True)
+class RowSplit:
+    kinds: tuple[MODEL_TENSOR, ...]
+    dense: tuple[MODEL_TENSOR, ...] | None = None
+
+    def for_model(self, has_experts: bool) -> tuple[MODEL_TENSOR, ...]:
+        return self.kinds if has_experts or self.dense is None else self.dense
+
+
+_GRANITE_SHARED_IN = RowSplit((MODEL_TENSOR.FFN_GATE_SHEXP, MODEL_TENSOR.FFN_UP_SHEXP),
+                              dense=(MODEL_TENSOR.FFN_GATE, MODEL_TENSOR.FFN_UP))
+_GRANITE_SHARED_OUT = RowSplit((MODEL_TENSOR.FFN_DOWN_SHEXP,), dense=(MODEL_TENSOR.FFN_DOWN,))
+ROW_SPLITS: dict[tuple[MODEL_ARCH, str], RowSplit] = {
+    # conversion/qwen.py Qwen3NextModel.modify_tensors: in_proj_qkvz → attn_qkv + attn_gate (not gguf's ssm_in)
+    (MODEL_ARCH.QWEN3NEXT, "linear_attn.in_proj_qkvz"): RowSplit((MODEL_TENSOR.ATTN_QKV, MODEL_TENSOR.ATTN_GATE)),
+    # conversion/granite.py GraniteMoeModel.modify_tensors (GraniteHybridModel inherits it): the shared MLP's fused
+    # input_linear → gate + up of the shared expert (ffn_gate/ffn_up when there are no experts)
+    (MODEL_ARCH.GRANITE_MOE, "shared_mlp.input_linear"): _GRANITE_SHARED_IN,
+    (MODEL_ARCH.GRANITE_MOE, "shared_mlp.output_linear"): _GRANITE_SHARED_OUT,
+    (MODEL_ARCH.GRANITE_HYBRID, "shared_mlp.input_linear"): _GRANITE_SHARED_IN,
+    (MODEL_ARCH.GRANITE_HYBRID, "shared_mlp.output_linear"): _GRANITE_SHARED_OUT,
+}
+
+
+# Architectures whose GGUF keys are not the inputs of any HF linear; refused before the model is loaded, with why.
+REFUSED: dict[MODEL_ARCH, str] = {
+    MODEL_ARCH.DEEPSEEK2: (
+        "DeepSeek-V2/V3-style MLA (also Kimi K2 and other DeepseekV3ForCausalLM checkpoints): llama.cpp's converter "
+        "splits kv_b_proj into attn_k_b and attn_v_b (conversion/deepseek.py), and llama.cpp multiplies attn_k_b by "
+        "the per-head q_nope and attn_v_b by the attention-weighted compressed KV (src/models/deepseek2.cpp); no HF "
+        "linear sees those inputs, and this collector does not compute them yet. Use llama-imatrix on the converted "
+        "GGUF for this architecture"),
+    MODEL_ARCH.LLAMA4: (
+        "Llama 4: transformers' Llama4TextExperts runs every expert on router-scaled copies of all tokens, not the "
+        "routed tokens llama.cpp's MUL_MAT_ID sees, so per-expert sums and counts cannot be read from it; this "
+        "collector does not support it yet. Use llama-imatrix on the converted GGUF for this architecture"),
 }
 
 

@@ -33,6 +33,12 @@ ARCH_BY_MODEL_TYPE: dict[str, MODEL_ARCH] = {
     "gpt_oss": MODEL_ARCH.GPT_OSS,
 }
 
+# Module names transformers 5 gives after renaming checkpoint keys on load → the checkpoint name the converter sees
+# (GraniteMoe/GraniteMoeHybrid: checkpoint `router.layer.weight` is loaded into a router module's own `weight`).
+CHECKPOINT_ALIASES: dict[str, str] = {
+    "block_sparse_moe.router": "block_sparse_moe.router.layer",
+}
+
 # Synthetic HF names the converter's tables know for the stacked expert tensors, tried in order.
 # (transformers 5 keeps experts fused in 3-D parameters; the converter splits/stacks them before mapping.)
 EXPERT_PROJ_ALIASES: dict[str, tuple[str, ...]] = {
@@ -45,6 +51,7 @@ EXPERT_PROJ_ALIASES: dict[str, tuple[str, ...]] = {
 PER_EXPERT_PROJ: dict[str, str] = {
     "gate_proj": "gate", "w1": "gate", "up_proj": "up", "w3": "up", "down_proj": "down", "w2": "down",
 }
+BLOCK_INDEX_RE = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 PER_EXPERT_RE = re.compile(r"^(?P<prefix>.+\.experts)\.(?P<expert>\d+)\.(?P<proj>\w+)$")
 
 # Names the converter writes when --fuse-qkv / --fuse-gate-up-exps are used (output-row concatenations, same input).
@@ -107,6 +114,7 @@ class TensorNaming:
     n_blocks: int
     fuse_qkv: bool = False
     fuse_gate_up_exps: bool = False
+    has_experts: bool = False  # some converter rules depend on it (converter_rules.RowSplit.dense)
     name_map: gguf.TensorNameMap = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -115,7 +123,13 @@ class TensorNaming:
     @classmethod
     def for_config(cls, config, fuse_qkv: bool = False, fuse_gate_up_exps: bool = False) -> "TensorNaming":
         """Naming for a transformers config: the arch from model_type, n_blocks from num_hidden_layers."""
-        return cls(arch_for_config(config), int(text_config(config).num_hidden_layers), fuse_qkv, fuse_gate_up_exps)
+        arch = arch_for_config(config)
+        if arch in converter_rules.REFUSED:
+            raise NamingError(f"{getattr(config, 'architectures', None) or config.model_type}: "
+                              f"{converter_rules.REFUSED[arch]}")
+        text = text_config(config)
+        experts = any(getattr(text, name, None) for name in ("num_local_experts", "num_experts", "n_routed_experts"))
+        return cls(arch, int(text.num_hidden_layers), fuse_qkv, fuse_gate_up_exps, bool(experts))
 
     def is_multimodal(self, hf_name: str) -> bool:
         """A vision/audio tower or projector module: the converter writes it to the mmproj GGUF, not the text one."""
@@ -126,6 +140,10 @@ class TensorNaming:
         if name is None:
             return None
         found = self.name_map.get_type_and_name(name + ".weight", try_suffixes=(".weight",))
+        for module_suffix, checkpoint_suffix in CHECKPOINT_ALIASES.items():
+            if found is None and name.endswith(module_suffix):
+                checkpoint_name = name[: -len(module_suffix)] + checkpoint_suffix
+                found = self.name_map.get_type_and_name(checkpoint_name + ".weight", try_suffixes=(".weight",))
         if found is None:
             return None
         kind, key = found
@@ -143,14 +161,13 @@ class TensorNaming:
 
     def keys(self, hf_name: str) -> list[str]:
         """Every key a linear's input feeds: one, or several where the converter splits its rows (converter_rules)."""
+        for (arch, suffix), split in converter_rules.ROW_SPLITS.items():
+            block = BLOCK_INDEX_RE.search(hf_name)
+            if arch == self.arch and hf_name.endswith(suffix) and block and not self.is_multimodal(hf_name):
+                kinds = split.for_model(self.has_experts)
+                return [gguf.TENSOR_NAMES[kind].format(bid=block[1]) + ".weight" for kind in kinds]
         key = self.key(hf_name)
-        if key is None:
-            return []
-        for (arch, suffix), kinds in converter_rules.ROW_SPLITS.items():
-            if arch == self.arch and hf_name.endswith(suffix):
-                block = key.split(".")[1]
-                return [gguf.TENSOR_NAMES[kind].format(bid=block) + ".weight" for kind in kinds]
-        return [key]
+        return [] if key is None else [key]
 
     def kind(self, hf_name: str) -> MODEL_TENSOR | None:
         found = self._lookup(hf_name)
@@ -188,6 +205,23 @@ class TensorNaming:
             return None
         key = self.expert_key(match["prefix"], PER_EXPERT_PROJ[match["proj"]])
         return None if key is None else (key, int(match["expert"]))
+
+
+def preflight(folder, fuse_qkv: bool, fuse_gate_up_exps: bool, process_output: bool, skip_unmapped: bool,
+              trust_remote_code: bool = False) -> None:
+    """Name every linear of the model before any weight is read: an empty (meta-device) copy from config.json goes
+    through the same naming and planning, so an unknown or refused architecture and an unmapped module stop the
+    run up front with the module's name and what to do."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from imatrix.collect.accumulators import plan_targets
+
+    config = AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+    naming = TensorNaming.for_config(config, fuse_qkv, fuse_gate_up_exps)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    plan_targets(model, naming, process_output, skip_unmapped)
 
 
 def is_collected_key(key: str, process_output: bool) -> bool:

@@ -7,7 +7,7 @@ quantize every tensor to IQ2_XS; two layers, four experts (top 2) for MoE rows, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from tests.conformance.tokenizer import VOCAB_SIZE
@@ -32,8 +32,9 @@ class Architecture:
     model_class: str
     config: Callable[[], object]
     moe: bool = False
-    notes: str = ""
-    extra: dict = field(default_factory=dict)
+    converter_args: tuple[str, ...] = ()  # convert_hf_to_gguf.py options the row needs
+    published_config: tuple[tuple[str, object], ...] = ()  # config.json fields as published checkpoints spell them
+    refused: bool = False  # `imatrix collect` must refuse it before loading (imatrix.model.converter_rules.REFUSED)
 
 
 def _tf():
@@ -76,6 +77,39 @@ def _gemma3_multimodal():
     return tf.Gemma3Config(text_config=_gemma3_text().to_dict(), vision_config=vision.to_dict(), mm_tokens_per_image=4)
 
 
+def _qwen3_next():
+    return _tf().Qwen3NextConfig(**_moe(
+        layer_types=["linear_attention", "full_attention"], linear_key_head_dim=64, linear_value_head_dim=64,
+        linear_num_key_heads=2, linear_num_value_heads=4, linear_conv_kernel_dim=4, shared_expert_intermediate_size=256,
+        decoder_sparse_step=1, mlp_only_layers=[], norm_topk_prob=True))
+
+
+def _deepseek_v3():
+    return _tf().DeepseekV3Config(**common(
+        moe_intermediate_size=MOE_FFN, n_routed_experts=EXPERTS, num_experts_per_tok=TOP_K, n_shared_experts=1,
+        first_k_dense_replace=1, n_group=1, topk_group=1, kv_lora_rank=256, q_lora_rank=256, qk_rope_head_dim=32,
+        qk_nope_head_dim=64, v_head_dim=64, num_key_value_heads=HEADS, head_dim=32))
+
+
+def _llama4_text():
+    return _tf().Llama4TextConfig(**common(
+        intermediate_size=MOE_FFN, intermediate_size_mlp=FFN, num_local_experts=EXPERTS, num_experts_per_tok=1,
+        interleave_moe_layer_step=2, attention_chunk_size=8192))
+
+
+def _minimax_m2():
+    # scoring_func: the published config.json's field, from which the converter writes the sigmoid gating
+    return _tf().MiniMaxM2Config(**_moe(num_local_experts=EXPERTS, rotary_dim=32, use_qk_norm=True,
+                                        scoring_func="sigmoid"))
+
+
+def _granite_hybrid():
+    return _tf().GraniteMoeHybridConfig(**common(
+        layer_types=["mamba", "attention"], num_local_experts=EXPERTS, num_experts_per_tok=TOP_K,
+        shared_intermediate_size=FFN, mamba_n_heads=8, mamba_d_head=64, mamba_d_state=64, mamba_n_groups=1,
+        mamba_expand=2, mamba_d_conv=4))
+
+
 ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("llama", "LlamaForCausalLM", lambda: _tf().LlamaConfig(**common())),
     Architecture("mistral", "MistralForCausalLM", lambda: _tf().MistralConfig(**common(sliding_window=None))),
@@ -105,6 +139,14 @@ ARCHITECTURES: tuple[Architecture, ...] = (
                  lambda: _tf().Ernie4_5_MoeConfig(**_moe(moe_num_experts=EXPERTS, moe_k=TOP_K,
                                                          moe_layer_start_index=1, moe_num_shared_experts=0)),
                  moe=True),
+    # --no-mtp: the converter otherwise expects the published checkpoint's MTP layer, which transformers never builds
+    Architecture("qwen3-next", "Qwen3NextForCausalLM", _qwen3_next, moe=True, converter_args=("--no-mtp",)),
+    Architecture("deepseek-v3", "DeepseekV3ForCausalLM", _deepseek_v3, moe=True, refused=True),
+    Architecture("llama4", "Llama4ForCausalLM", _llama4_text, moe=True, refused=True),
+    Architecture("minimax-m2", "MiniMaxM2ForCausalLM", _minimax_m2, moe=True),
+    # transformers saves layer_types as linear/full_attention; the converter reads the published mamba/attention
+    Architecture("granite-hybrid", "GraniteMoeHybridForCausalLM", _granite_hybrid, moe=True,
+                 published_config=(("layer_types", ["mamba", "attention"]),)),
 )
 
 BY_NAME = {arch.name: arch for arch in ARCHITECTURES}

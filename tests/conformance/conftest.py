@@ -31,6 +31,7 @@ class Suite:
 
     def __init__(self, root: Path, converter: Path) -> None:
         self.root, self.converter = root, converter
+        root.mkdir(parents=True, exist_ok=True)
         self.text = harness.text_file(root)
         self.rows: dict[str, harness.Row] = {}
 

@@ -1,6 +1,6 @@
 """Run llama.cpp's convert_hf_to_gguf.py on a tiny checkpoint, with one change: the vocabulary step.
 
-Usage: python convert_tiny.py CONVERTER_DIR MODEL_DIR OUT.gguf
+Usage: python convert_tiny.py CONVERTER_DIR MODEL_DIR OUT.gguf [CONVERTER OPTIONS...]
 Every architecture's tensor conversion (names, splits, fusions, permutations) is the converter's own code. Only its
 set_vocab is replaced by the converter's own llama-HF vocab writer (`_set_vocab_llama_hf`, no space prefix), because the tiny character
 tokenizer of tests/conformance/tokenizer.py has no pre-tokenizer hash the per-architecture vocab code would accept.
@@ -27,7 +27,7 @@ def main() -> None:
         model.gguf_writer.add_add_space_prefix(False)  # as the tokenizer.json: no "▁" before the first character
 
     converter.get_model_class = get_model_class
-    sys.argv = ["convert_hf_to_gguf.py", str(model_dir), "--outfile", str(out), "--outtype", "f32"]
+    sys.argv = ["convert_hf_to_gguf.py", str(model_dir), "--outfile", str(out), "--outtype", "f32", *sys.argv[4:]]
     converter.main()
 
 

@@ -6,6 +6,7 @@ every model once and every test reads the same files.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -40,6 +41,11 @@ def build_checkpoint(arch: Architecture, folder: Path, seed: int = 0) -> Path:
             if parameter.dim() == 1:
                 parameter.normal_(0.0, 0.2).add_(1.0 if "norm" in name else 0.0)
     model.save_pretrained(str(folder))
+    if arch.published_config:
+        config_path = folder / "config.json"
+        config_json = json.loads(config_path.read_text())
+        config_json.update(dict(arch.published_config))
+        config_path.write_text(json.dumps(config_json, indent=2))
     build_tokenizer(folder)
     return folder
 
@@ -54,13 +60,13 @@ def _run(command: list[str], log: Path, timeout: float = 600) -> None:
         raise RuntimeError(f"{' '.join(command[:4])} ... failed ({completed.returncode}); log {log}:\n{tail}")
 
 
-def convert(converter_dir: Path, folder: Path) -> Path:
+def convert(converter_dir: Path, folder: Path, extra_args: tuple[str, ...] = ()) -> Path:
     """The text GGUF, as llama.cpp's converter writes it (f32)."""
     out = folder.parent / f"{folder.name}.f32.gguf"
     if not out.is_file():
         script = Path(__file__).with_name("convert_tiny.py")
         partial = out.with_suffix(".partial")
-        _run([sys.executable, str(script), str(converter_dir), str(folder), str(partial)],
+        _run([sys.executable, str(script), str(converter_dir), str(folder), str(partial), *extra_args],
              folder.parent / f"{folder.name}.convert.log")
         os.replace(partial, out)
     return out
@@ -74,12 +80,19 @@ def text_file(root: Path) -> Path:
 
 
 def collect_ours(folder: Path, text: Path) -> Path:
+    """`imatrix collect` on the HF folder, in this process (transformers is imported once for the whole table)."""
+    from imatrix.collect.pipeline import CollectSettings, run_collect
+
     out = folder.parent / f"{folder.name}.ours.imatrix.gguf"
     if not out.is_file():
         partial = out.with_name("partial." + out.name)
-        _run([sys.executable, "-c", "from imatrix.cli import main; main()", "collect", str(folder), "--data", str(text), "-c", str(CTX),
-              "--chunks", str(CHUNKS), "--dtype", "fp32", "--accumulate", "float64", "--no-ppl", "--no-progress",
-              "-o", str(partial)], folder.parent / f"{folder.name}.collect.log")
+        lines: list[str] = []
+        settings = CollectSettings(model=str(folder), data=text, output=partial, ctx_size=CTX, max_chunks=CHUNKS,
+                                   dtype="fp32", accumulate="float64", compute_ppl=False, progress=False)
+        try:
+            lines += run_collect(settings, log=lines.append)
+        finally:
+            (folder.parent / f"{folder.name}.collect.log").write_text("\n".join(lines) + "\n")
         os.replace(partial, out)
     return out
 
@@ -161,12 +174,18 @@ def compare(ours_path: Path, theirs_path: Path, model_gguf: Path) -> Comparison:
 class Row:
     """One architecture's outcome: the comparison and whether llama-quantize took our imatrix."""
 
-    comparison: Comparison
+    comparison: Comparison | None
     quantize_error: str
     moe: bool
+    refusal: str = ""  # for rows that must be refused: the error `imatrix collect` gave before loading
+
+    def refused_problems(self) -> list[str]:
+        return [] if self.refusal else ["imatrix collect did not refuse it up front"]
 
     def problems(self) -> list[str]:
-        """Every way this row fails the suite's criteria (empty: it conforms)."""
+        """Every way this row fails the suite's criteria (empty: it conforms, or is refused up front as it must)."""
+        if self.comparison is None:
+            return self.refused_problems()
         c, found = self.comparison, []
         if c.missing or c.extra:
             found.append(f"keys differ: missing {c.missing[:4]}, extra {c.extra[:4]}")
@@ -183,6 +202,8 @@ class Row:
         return found
 
     def verdict(self) -> str:
+        if self.comparison is None:
+            return f"REFUSED up front: {self.refusal[:150]}" if self.refusal else "FAILS: not refused up front"
         c = self.comparison
         counts = "counts equal" if not c.count_diffs else f"counts within {max(c.count_diffs.values())}"
         status = "CONFORMS" if not self.problems() else "FAILS: " + "; ".join(self.problems())
@@ -190,9 +211,26 @@ class Row:
             "ok" if not self.quantize_error else "refused")
 
 
+def refusal_of(folder: Path, text: Path) -> str:
+    """The NamingError `imatrix collect` raises before loading the model ('' when it does not refuse up front)."""
+    from imatrix.collect.pipeline import CollectSettings, run_collect
+    from imatrix.model.naming import NamingError
+
+    lines: list[str] = []
+    try:
+        run_collect(CollectSettings(model=str(folder), data=text, output=folder / "refused.gguf", ctx_size=CTX,
+                                    max_chunks=CHUNKS, compute_ppl=False, progress=False), log=lines.append)
+    except NamingError as error:
+        loaded = any(line.startswith("loaded ") for line in lines)  # the pipeline logs this after loading
+        return "" if loaded else str(error)
+    return ""
+
+
 def run_row(arch: Architecture, root: Path, converter_dir: Path, text: Path) -> Row:
     folder = build_checkpoint(arch, root / arch.name)
-    model_gguf = convert(converter_dir, folder)
+    if arch.refused:
+        return Row(None, "", arch.moe, refusal_of(folder, text))
+    model_gguf = convert(converter_dir, folder, arch.converter_args)
     ours = collect_ours(folder, text)
     theirs = collect_theirs(model_gguf, text)
     return Row(compare(ours, theirs, model_gguf), quantize_with(model_gguf, ours), arch.moe)
