@@ -36,6 +36,7 @@ class DenseTarget:
     n_mat: int = 1
     row: int = 0
     hooked: bool = True  # False for a second module reading the same input into the same key (fused q/k/v)
+    out_rows: torch.Tensor | None = None  # the weight rows this key holds when the converter splits the rows
 
 
 @dataclass
@@ -111,7 +112,9 @@ def plan_targets(model: nn.Module, naming: TensorNaming, process_output: bool = 
             if key is not None and is_collected_key(key, process_output):
                 if key == "output.weight" and _is_tied_head(model, module):
                     continue  # tied head multiplies token_embd: llama-imatrix collects nothing (spec §1.2)
-                plan.dense.extend(DenseTarget(name, module, split_key, module.in_features) for split_key in keys)
+                rows = naming.split_rows(name, module.out_features) if len(keys) > 1 else [None]
+                plan.dense.extend(DenseTarget(name, module, split_key, module.in_features, out_rows=part)
+                                  for split_key, part in zip(keys, rows))
             elif in_block and not (key or "").startswith("blk."):
                 if not skip_unmapped:
                     raise unmapped_error(name, module, naming.arch)
@@ -305,18 +308,31 @@ def collecting(plan: Plan, stats: Accumulators) -> Iterator[None]:
         routed.clear()
 
 
-def column_energy(plan: Plan) -> dict[str, np.ndarray]:
-    """‖W[:, i]‖² over output rows per key (and expert), float32, from the weights as loaded (hybrid importance)."""
-    energy: dict[str, np.ndarray] = {}
+def loaded_parameter(module: nn.Module, name: str) -> torch.Tensor:
+    return getattr(module, name)
+
+
+def column_energy(plan: Plan, energy: dict[str, np.ndarray] | None = None, within=None,
+                  parameter=loaded_parameter) -> dict[str, np.ndarray]:
+    """‖W[:, i]‖² over output rows per key (and expert), float32, from the weights as loaded (hybrid importance).
+
+    `within(module_name)`: only those modules (a layer while --offload sequential has it loaded), added to `energy`;
+    `parameter(module, name)`: where a weight is read from (a device map's offloaded copy), computed where it lives.
+    """
+    energy = {} if energy is None else energy
     shapes = plan.shapes()
+    inside = within or (lambda name: True)
     with torch.no_grad():
-        for target in plan.dense:
+        for target in (t for t in plan.dense if inside(t.module_name)):
             rows = energy.setdefault(target.key, np.zeros(shapes[target.key], dtype=np.float32))
-            weight = target.module.weight.detach()
+            weight = parameter(target.module, "weight").detach()
+            if target.out_rows is not None:
+                weight = weight[target.out_rows.to(weight.device)]  # this key's rows of a converter row split
             rows[target.row] += weight.float().square().sum(dim=0).cpu().numpy()
-        for target in plan.experts:
+        for target in (t for t in plan.experts if inside(t.module_name)):
             module = target.module
-            gate_up, down = module.gate_up_proj.detach().float(), module.down_proj.detach().float()
+            gate_up = parameter(module, "gate_up_proj").detach().float()
+            down = parameter(module, "down_proj").detach().float()
             if getattr(module, "is_transposed", False):
                 gate_up, down = gate_up.transpose(1, 2), down.transpose(1, 2)
             halves = [gate_up] if len(target.up_keys) == 1 else list(gate_up.chunk(2, dim=1))

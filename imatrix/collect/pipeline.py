@@ -83,7 +83,7 @@ def run_collect(settings: CollectSettings, log: Callable[[str], None] = print) -
 
 
 def _run_collect(settings: CollectSettings, log: Callable[[str], None], resources) -> list[str]:
-    from imatrix.collect.accumulators import column_energy, plan_targets
+    from imatrix.collect.accumulators import plan_targets
     from imatrix.collect.checkpoint import CheckpointPaths
     from imatrix.importance.hybrid import mix, write_raw
     from imatrix.model.loading import load_tokenizer, resolve_source
@@ -95,8 +95,9 @@ def _run_collect(settings: CollectSettings, log: Callable[[str], None], resource
     if source.gguf_path is None:  # a HF folder: refuse what cannot be named before any weight is read
         from imatrix.model.naming import preflight
 
-        preflight(source.folder, settings.fuse_qkv, settings.fuse_gate_up_exps, settings.process_output,
-                  settings.skip_unmapped, settings.trust_remote_code)
+        for warning in preflight(source.folder, settings.fuse_qkv, settings.fuse_gate_up_exps,
+                                 settings.process_output, settings.skip_unmapped, settings.trust_remote_code):
+            log(f"warning: {warning}")
     tokenizer = load_tokenizer(source, settings.trust_remote_code)
     chunks, n_tokens = load_chunks(settings, source, tokenizer)
     log(f"{settings.data}: {n_tokens} tokens → {len(chunks)} chunks of {settings.ctx_size}")
@@ -115,7 +116,7 @@ def _run_collect(settings: CollectSettings, log: Callable[[str], None], resource
     shapes = plan.shapes()
     if source.gguf_path is not None:
         check_entry_lengths({key: rows * cols for key, (rows, cols) in shapes.items()}, source.gguf_path)
-    energy = column_energy(plan) if settings.hybrid else None
+    energy = runner.column_energy(plan) if settings.hybrid else None  # a sequential runner fills it per layer
     # --process-output with an untied head: the head must see every position
     request = replace(request, options=replace(request.options, keep_all_logits="output.weight" in shapes))
     stats = runner.accumulators(request, model, shapes)

@@ -8,6 +8,7 @@ converter. (Hand-copied facts, because the converter is not an installable libra
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gguf import MODEL_ARCH, MODEL_TENSOR
@@ -32,21 +33,42 @@ SPLIT_GATE_UP_EXPS = frozenset({
 
 # One HF linear written as one or several GGUF tensors that all multiply its input (renames, row splits): each key gets
 # the same column statistics. `dense` applies instead when the model has no routed experts.
+def _halves(config: dict, n_out: int) -> list:
+    """conversion/granite.py: data_torch.split(ffn_dim, dim=-2): gate = first half of the rows, up = second."""
+    import torch
+
+    rows = torch.arange(n_out)
+    return [rows[: n_out // 2], rows[n_out // 2:]]
+
+
+def _qwen3_next_qkvz(config: dict, n_out: int) -> list:
+    """conversion/qwen.py: rows are [q, k, v, z] per key head; attn_qkv takes q, k, v of every group, attn_gate z."""
+    import torch
+
+    head_k, head_v = config["linear_key_head_dim"], config["linear_value_head_dim"]
+    per_group_v = config["linear_num_value_heads"] // config["linear_num_key_heads"] * head_v
+    position = torch.arange(n_out) % (2 * head_k + 2 * per_group_v)
+    qkv = position < 2 * head_k + per_group_v
+    return [torch.nonzero(qkv).flatten(), torch.nonzero(~qkv).flatten()]
+
+
 @dataclass(frozen=True)
 class RowSplit:
     kinds: tuple[MODEL_TENSOR, ...]
     dense: tuple[MODEL_TENSOR, ...] | None = None
+    rows: Callable[[dict, int], list] | None = None  # (text config, out_features) → row indices of each kind
 
     def for_model(self, has_experts: bool) -> tuple[MODEL_TENSOR, ...]:
         return self.kinds if has_experts or self.dense is None else self.dense
 
 
 _GRANITE_SHARED_IN = RowSplit((MODEL_TENSOR.FFN_GATE_SHEXP, MODEL_TENSOR.FFN_UP_SHEXP),
-                              dense=(MODEL_TENSOR.FFN_GATE, MODEL_TENSOR.FFN_UP))
+                              dense=(MODEL_TENSOR.FFN_GATE, MODEL_TENSOR.FFN_UP), rows=_halves)
 _GRANITE_SHARED_OUT = RowSplit((MODEL_TENSOR.FFN_DOWN_SHEXP,), dense=(MODEL_TENSOR.FFN_DOWN,))
 ROW_SPLITS: dict[tuple[MODEL_ARCH, str], RowSplit] = {
     # conversion/qwen.py Qwen3NextModel.modify_tensors: in_proj_qkvz → attn_qkv + attn_gate (not gguf's ssm_in)
-    (MODEL_ARCH.QWEN3NEXT, "linear_attn.in_proj_qkvz"): RowSplit((MODEL_TENSOR.ATTN_QKV, MODEL_TENSOR.ATTN_GATE)),
+    (MODEL_ARCH.QWEN3NEXT, "linear_attn.in_proj_qkvz"): RowSplit((MODEL_TENSOR.ATTN_QKV, MODEL_TENSOR.ATTN_GATE),
+                                                             rows=_qwen3_next_qkvz),
     # conversion/granite.py GraniteMoeModel.modify_tensors (GraniteHybridModel inherits it): the shared MLP's fused
     # input_linear → gate + up of the shared expert (ffn_gate/ffn_up when there are no experts)
     (MODEL_ARCH.GRANITE_MOE, "shared_mlp.input_linear"): _GRANITE_SHARED_IN,

@@ -115,6 +115,7 @@ class TensorNaming:
     fuse_qkv: bool = False
     fuse_gate_up_exps: bool = False
     has_experts: bool = False  # some converter rules depend on it (converter_rules.RowSplit.dense)
+    config_values: dict = field(default_factory=dict)  # the text config, for converter row layouts
     name_map: gguf.TensorNameMap = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -129,7 +130,7 @@ class TensorNaming:
                               f"{converter_rules.REFUSED[arch]}")
         text = text_config(config)
         experts = any(getattr(text, name, None) for name in ("num_local_experts", "num_experts", "n_routed_experts"))
-        return cls(arch, int(text.num_hidden_layers), fuse_qkv, fuse_gate_up_exps, bool(experts))
+        return cls(arch, int(text.num_hidden_layers), fuse_qkv, fuse_gate_up_exps, bool(experts), text.to_dict())
 
     def is_multimodal(self, hf_name: str) -> bool:
         """A vision/audio tower or projector module: the converter writes it to the mmproj GGUF, not the text one."""
@@ -159,15 +160,30 @@ class TensorNaming:
         found = self._lookup(hf_name)
         return None if found is None else found[1]
 
+    def _row_split(self, hf_name: str) -> tuple[converter_rules.RowSplit, str] | None:
+        block = BLOCK_INDEX_RE.search(hf_name)
+        if block is None or self.is_multimodal(hf_name):
+            return None
+        for (arch, suffix), split in converter_rules.ROW_SPLITS.items():
+            if arch == self.arch and hf_name.endswith(suffix):
+                return split, block[1]
+        return None
+
     def keys(self, hf_name: str) -> list[str]:
         """Every key a linear's input feeds: one, or several where the converter splits its rows (converter_rules)."""
-        for (arch, suffix), split in converter_rules.ROW_SPLITS.items():
-            block = BLOCK_INDEX_RE.search(hf_name)
-            if arch == self.arch and hf_name.endswith(suffix) and block and not self.is_multimodal(hf_name):
-                kinds = split.for_model(self.has_experts)
-                return [gguf.TENSOR_NAMES[kind].format(bid=block[1]) + ".weight" for kind in kinds]
+        found = self._row_split(hf_name)
+        if found is not None:
+            split, block = found
+            return [gguf.TENSOR_NAMES[kind].format(bid=block) + ".weight" for kind in split.for_model(self.has_experts)]
         key = self.key(hf_name)
         return [] if key is None else [key]
+
+    def split_rows(self, hf_name: str, n_out: int) -> list:
+        """Row indices of the weight that each of keys(hf_name) holds (for the column energies of --hybrid)."""
+        split, _ = self._row_split(hf_name)
+        if split.rows is None:
+            raise NamingError(f"{hf_name}: no row layout known for its converter split")
+        return split.rows(self.config_values, n_out)
 
     def kind(self, hf_name: str) -> MODEL_TENSOR | None:
         found = self._lookup(hf_name)
@@ -208,20 +224,22 @@ class TensorNaming:
 
 
 def preflight(folder, fuse_qkv: bool, fuse_gate_up_exps: bool, process_output: bool, skip_unmapped: bool,
-              trust_remote_code: bool = False) -> None:
+              trust_remote_code: bool = False) -> list[str]:
     """Name every linear of the model before any weight is read: an empty (meta-device) copy from config.json goes
     through the same naming and planning, so an unknown or refused architecture and an unmapped module stop the
-    run up front with the module's name and what to do."""
+    run up front with the module's name and what to do. Returns the warnings of model.divergence for its config."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from imatrix.collect.accumulators import plan_targets
+    from imatrix.model.divergence import divergence_warnings
 
     config = AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
     naming = TensorNaming.for_config(config, fuse_qkv, fuse_gate_up_exps)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
     plan_targets(model, naming, process_output, skip_unmapped)
+    return divergence_warnings(naming.arch, config)
 
 
 def is_collected_key(key: str, process_output: bool) -> bool:

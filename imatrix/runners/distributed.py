@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from imatrix.collect.accumulators import Accumulators, Plan
+from imatrix.collect.accumulators import Accumulators, Plan, column_energy
 from imatrix.model.loading import ModelOptions, load_model
 from imatrix.runners.base import Perplexity, RunOptions, RunRequest
 from imatrix.runners.resident import run_resident
@@ -198,6 +198,9 @@ class DistributedRunner:
         world = World.from_env()
         request.log(f"rank {world.rank}/{world.world_size}: data-parallel collection")
         return run_distributed(model, request.chunks, plan, stats, request.options, world)
+
+    def column_energy(self, plan: Plan) -> dict[str, np.ndarray]:
+        return column_energy(plan)
 
     def is_writer(self) -> bool:
         return World.from_env().is_writer

@@ -8,7 +8,7 @@ from contextlib import ExitStack
 import numpy as np
 import torch
 
-from imatrix.collect.accumulators import Accumulators, Plan, collecting
+from imatrix.collect.accumulators import Accumulators, Plan, collecting, column_energy
 from imatrix.model.loading import load_model
 from imatrix.runners.base import (
     NonFiniteError,
@@ -55,6 +55,9 @@ class ResidentRunner:
             shapes=plan.shapes())
         return run_resumable(run, stats, CheckpointPaths.beside(checkpoint.output), identity, list(request.datasets),
                              every=checkpoint.every, resume=checkpoint.resume, log=request.log)
+
+    def column_energy(self, plan: Plan) -> dict[str, np.ndarray]:
+        return column_energy(plan)
 
     def is_writer(self) -> bool:
         return True

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from imatrix.collect.accumulators import Accumulators, Plan, collecting
+from imatrix.collect.accumulators import Accumulators, Plan, collecting, column_energy
+from imatrix.model.converter_rules import is_multimodal
 from imatrix.model.loading import ModelLoadError
 from imatrix.runners.base import (
     NonFiniteError,
@@ -86,9 +87,11 @@ class _Recording:
 
 
 def decoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
-    """The decoder's layer list (`model.layers` for the supported causal LMs) and its qualified name."""
+    """The text decoder's layer list (`model.layers`, `model.language_model.layers`) and its qualified name; the layer
+    lists of vision/audio towers (multimodal checkpoints) are not it."""
     for name, module in model.named_modules():
-        if name.endswith("layers") and isinstance(module, nn.ModuleList) and len(module) > 0:
+        if (name.endswith("layers") and isinstance(module, nn.ModuleList) and len(module) > 0
+                and not is_multimodal(name)):
             return name, module
     raise ModelLoadError(f"{type(model).__name__}: no decoder layer list found; --offload sequential cannot run it")
 
@@ -111,6 +114,8 @@ class LayerLoader:
         self.keys_by_layer: dict[int | None, list[tuple[str, object]]] = {}
         for handle in self.handles:
             for key in handle.keys():
+                if is_multimodal(key):
+                    continue  # towers/projectors: never run on text, never loaded (they stay on meta)
                 match = LAYER_KEY_RE.search(key)
                 self.keys_by_layer.setdefault(int(match.group(1)) if match else None, []).append((key, handle))
         self.model, self.device, self.dtype = model, device, dtype
@@ -147,7 +152,7 @@ def load_skeleton(folder: Path, dtype_name: str, device: torch.device, trust_rem
     loader = LayerLoader(folder, model, device, dtype)
     loaded = loader.load(None)
     layers_name, _ = decoder_layers(model)
-    outside = {k for k in model.state_dict() if not k.startswith(layers_name + ".")}
+    outside = {k for k in model.state_dict() if not k.startswith(layers_name + ".") and not is_multimodal(k)}
     # transformers' own steps for what the checkpoint does not hold: tied weights, non-persistent buffers (rotary)
     model._move_missing_keys_from_meta_to_device(outside - loaded, {"": device}, None, None)
     model._initialize_missing_keys(False)
@@ -194,9 +199,10 @@ def _hidden_home(device: torch.device, total_bytes: int) -> torch.device:
 
 
 def run_sequential(model: nn.Module, loader: LayerLoader, chunks: np.ndarray, plan: Plan, stats: Accumulators,
-                   options: RunOptions,
-                   log: Callable[[str], None] = print) -> tuple[Perplexity | None, SequentialReport]:
-    """Collect over all chunks one decoder layer at a time (see the module docstring)."""
+                   options: RunOptions, log: Callable[[str], None] = print,
+                   energy: dict[str, np.ndarray] | None = None) -> tuple[Perplexity | None, SequentialReport]:
+    """Collect over all chunks one decoder layer at a time (see the module docstring). With `energy` (--hybrid), the
+    column energies of each layer's weights are added to it while that layer is loaded."""
     from tqdm.auto import tqdm
 
     device, report = loader.device, SequentialReport()
@@ -205,7 +211,10 @@ def run_sequential(model: nn.Module, loader: LayerLoader, chunks: np.ndarray, pl
     n_chunk, ctx_size = chunks.shape
     per_batch = options.chunks_per_batch(ctx_size)
     batches = [(start, min(start + per_batch, n_chunk)) for start in range(0, n_chunk, per_batch)]
+    layers_name, _ = decoder_layers(model)
     recording = _Recording(len(decoder_layers(model)[1]))
+    if energy is not None:  # the weights outside the layers (an untied head) are loaded for the whole run
+        column_energy(plan, energy, within=lambda name: not name.startswith(layers_name + "."))
     with torch.no_grad():
         with _stand_ins(model, recording) as real_layers:
             hidden, calls = _record_inputs(model, chunks, batches, device, recording, report)
@@ -215,7 +224,11 @@ def run_sequential(model: nn.Module, loader: LayerLoader, chunks: np.ndarray, pl
                    disable=not options.progress, desc="collect (sequential)", dynamic_ncols=True)
         with collecting(plan, stats), bar:
             for index, layer in enumerate(real_layers):
-                _run_layer(index, layer, loader, hidden, calls, batches, device, stats, report, bar)
+                loader.load(index)
+                if energy is not None:
+                    prefix = f"{layers_name}.{index}."
+                    column_energy(plan, energy, within=lambda name: name.startswith(prefix))
+                _run_layer(index, layer, hidden, calls, batches, device, stats, report, bar)
             with _stand_ins(model, recording):
                 perplexity = _final_pass(model, chunks, batches, hidden, device, options, recording)
     if device.type == "cuda":
@@ -258,9 +271,8 @@ def _record_inputs(model, chunks, batches, device, recording, report):
     return hidden, calls
 
 
-def _run_layer(index, layer, loader, hidden, calls, batches, device, stats, report, bar) -> None:
-    """Materialise layer `index`, push every micro-batch through it in place, check the sums, free it."""
-    loader.load(index)
+def _run_layer(index, layer, hidden, calls, batches, device, stats, report, bar) -> None:
+    """Push every micro-batch through the loaded layer `index` in place, check the sums, free it."""
     report.peak_layer_bytes = max(report.peak_layer_bytes, materialised_bytes(layer))
     for b, (start, stop) in enumerate(batches):
         args, kwargs = calls[b][index]
@@ -306,7 +318,7 @@ class SequentialRunner:
             ("--device-map", request.device_map), ("torchrun", _torchrun_active()),
             ("--save-every", request.checkpoint is not None and request.checkpoint.every),
             ("--resume", request.checkpoint is not None and request.checkpoint.resume),
-            ("--hybrid", request.hybrid), ("--gguf-file/.gguf", request.source.gguf_file)) if given]
+            ("--gguf-file/.gguf", request.source.gguf_file)) if given]
         if clashes:
             return (f"--offload sequential: cannot be combined with {', '.join(clashes)} (it streams one layer of a "
                     "safetensors checkpoint at a time and finishes each layer for all chunks)")
@@ -324,10 +336,15 @@ class SequentialRunner:
     def run(self, request: RunRequest, model: nn.Module, plan: Plan, stats: Accumulators,
             on_chunks_done: Callable[[int], None]) -> Perplexity | None:
         perplexity, report = run_sequential(model, self.loader, request.chunks, plan, stats, request.options,
-                                            request.log)
+                                            request.log, self.energy if request.hybrid else None)
         for line in report.lines():
             request.log(line)
         return perplexity
+
+    def column_energy(self, plan: Plan) -> dict[str, np.ndarray]:
+        """Filled during run(): each layer's energies are taken while the layer is loaded."""
+        self.energy: dict[str, np.ndarray] = {}
+        return self.energy
 
     def is_writer(self) -> bool:
         return True

@@ -34,6 +34,7 @@ class Architecture:
     moe: bool = False
     converter_args: tuple[str, ...] = ()  # convert_hf_to_gguf.py options the row needs
     published_config: tuple[tuple[str, object], ...] = ()  # config.json fields as published checkpoints spell them
+    diverges: bool = False  # a config llama.cpp does not reproduce: collect must warn, and the values must differ
     refused: bool = False  # `imatrix collect` must refuse it before loading (imatrix.model.converter_rules.REFUSED)
 
 
@@ -48,8 +49,9 @@ def _moe(**extra) -> dict:
 
 
 def _gemma3_text(**extra):
+    values = dict(query_pre_attn_scalar=HEAD_DIM, **extra)
     return _tf().Gemma3TextConfig(**common(sliding_window=64, layer_types=["sliding_attention", "full_attention"],
-                                           query_pre_attn_scalar=HEAD_DIM, **extra))
+                                           **values))
 
 
 def _gemma4_text(**extra):
@@ -140,6 +142,12 @@ ARCHITECTURES: tuple[Architecture, ...] = (
                                                          moe_layer_start_index=1, moe_num_shared_experts=0)),
                  moe=True),
     # --no-mtp: the converter otherwise expects the published checkpoint's MTP layer, which transformers never builds
+    # configs llama.cpp does not reproduce (imatrix.model.divergence): the warning is given and the values differ
+    Architecture("qwen3-moe:norm_topk_prob=False", "Qwen3MoeForCausalLM",
+                 lambda: _tf().Qwen3MoeConfig(**_moe(decoder_sparse_step=1, mlp_only_layers=[], norm_topk_prob=False)),
+                 moe=True, diverges=True),
+    Architecture("gemma3:query_pre_attn_scalar=128", "Gemma3ForCausalLM",
+                 lambda: _gemma3_text(query_pre_attn_scalar=2 * HEAD_DIM), diverges=True),
     Architecture("qwen3-next", "Qwen3NextForCausalLM", _qwen3_next, moe=True, converter_args=("--no-mtp",)),
     Architecture("deepseek-v3", "DeepseekV3ForCausalLM", _deepseek_v3, moe=True, refused=True),
     Architecture("llama4", "Llama4ForCausalLM", _llama4_text, moe=True, refused=True),

@@ -178,6 +178,8 @@ class Row:
     quantize_error: str
     moe: bool
     refusal: str = ""  # for rows that must be refused: the error `imatrix collect` gave before loading
+    diverges: bool = False
+    warnings: list[str] = field(default_factory=list)  # "warning:" lines of our collect
 
     def refused_problems(self) -> list[str]:
         return [] if self.refusal else ["imatrix collect did not refuse it up front"]
@@ -195,7 +197,12 @@ class Row:
         over = {k: d for k, d in c.count_diffs.items() if d > limit}
         if over:
             found.append(f"counts differ by more than {limit}: {dict(list(over.items())[:3])}")
-        if c.min_cosine < MIN_COSINE:
+        if self.diverges:
+            if c.min_cosine >= MIN_COSINE:
+                found.append(f"expected llama.cpp to differ (cosine {c.min_cosine:.7f}), imatrix.model.divergence is wrong")
+            if not any("llama.cpp runs this checkpoint differently" in w for w in self.warnings):
+                found.append("collect gave no divergence warning")
+        elif c.min_cosine < MIN_COSINE:
             found.append(f"cosine {c.min_cosine:.6f} < {MIN_COSINE} at {c.worst_key}")
         if self.quantize_error:
             found.append("llama-quantize IQ2_XS refused our imatrix: " + self.quantize_error.splitlines()[-1][:200])
@@ -206,7 +213,8 @@ class Row:
             return f"REFUSED up front: {self.refusal[:150]}" if self.refusal else "FAILS: not refused up front"
         c = self.comparison
         counts = "counts equal" if not c.count_diffs else f"counts within {max(c.count_diffs.values())}"
-        status = "CONFORMS" if not self.problems() else "FAILS: " + "; ".join(self.problems())
+        ok = "WARNS+DIFFERS (as documented)" if self.diverges else "CONFORMS"
+        status = ok if not self.problems() else "FAILS: " + "; ".join(self.problems())
         return f"{status:<9} keys {c.n_keys}, {counts}, min cos {c.min_cosine:.7f}, IQ2_XS " + (
             "ok" if not self.quantize_error else "refused")
 
@@ -233,4 +241,6 @@ def run_row(arch: Architecture, root: Path, converter_dir: Path, text: Path) -> 
     model_gguf = convert(converter_dir, folder, arch.converter_args)
     ours = collect_ours(folder, text)
     theirs = collect_theirs(model_gguf, text)
-    return Row(compare(ours, theirs, model_gguf), quantize_with(model_gguf, ours), arch.moe)
+    log = (folder.parent / f"{folder.name}.collect.log").read_text().splitlines()
+    return Row(compare(ours, theirs, model_gguf), quantize_with(model_gguf, ours), arch.moe,
+               diverges=arch.diverges, warnings=[line for line in log if line.startswith("warning:")])

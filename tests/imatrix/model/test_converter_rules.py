@@ -86,3 +86,30 @@ def test_qwen3_next_splits_as_the_converter_does():
     fused = TensorNaming(MODEL_ARCH.QWEN3NEXT, 2, fuse_gate_up_exps=True)
     assert fused.fused_experts_keys("model.layers.1.mlp.experts")[0] == ["blk.1.ffn_gate_up_exps.weight"]
     assert HIDDEN  # the shared tiny dims are importable (keeps this module's builders in step with tiny_models)
+
+
+def test_configs_llama_cpp_does_not_reproduce_are_named():
+    import transformers as tf
+
+    from imatrix.model.divergence import divergence_warnings
+
+    published = tf.Qwen3MoeConfig(norm_topk_prob=True)
+    assert divergence_warnings(MODEL_ARCH.QWEN3MOE, published) == []
+    [message] = divergence_warnings(MODEL_ARCH.QWEN3MOE, tf.Qwen3MoeConfig(norm_topk_prob=False))
+    assert "norm_topk_prob=False" in message and "always renormalises" in message
+    assert divergence_warnings(MODEL_ARCH.QWEN2MOE, tf.Qwen2MoeConfig(norm_topk_prob=False)) == []
+    gemma = dict(hidden_size=256, num_attention_heads=4, head_dim=64, num_hidden_layers=2)
+    assert divergence_warnings(MODEL_ARCH.GEMMA3, tf.Gemma3TextConfig(**gemma, query_pre_attn_scalar=64)) == []
+    [message] = divergence_warnings(MODEL_ARCH.GEMMA3, tf.Gemma3TextConfig(**gemma, query_pre_attn_scalar=128))
+    assert "1/sqrt(64)" in message
+    gemma_27b = dict(hidden_size=5376, num_attention_heads=32, head_dim=128, num_hidden_layers=62)
+    assert divergence_warnings(MODEL_ARCH.GEMMA3, tf.Gemma3TextConfig(**gemma_27b, query_pre_attn_scalar=168)) == []
+
+
+def test_row_split_energies_take_each_keys_rows():
+    from imatrix.model.converter_rules import ROW_SPLITS
+
+    split = ROW_SPLITS[(MODEL_ARCH.QWEN3NEXT, "linear_attn.in_proj_qkvz")]
+    config = dict(linear_key_head_dim=2, linear_value_head_dim=3, linear_num_key_heads=2, linear_num_value_heads=4)
+    qkv, z = split.rows(config, 2 * (2 + 2 + 6 + 6))  # per key head: q 2, k 2, v 2×3, z 2×3
+    assert qkv.tolist() == list(range(0, 10)) + list(range(16, 26)) and z.tolist() == [*range(10, 16), *range(26, 32)]

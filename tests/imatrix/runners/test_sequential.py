@@ -94,11 +94,38 @@ def test_cli_sequential_writes_the_resident_file(tiny_folder, text_file, tmp_pat
     assert "decoder-layer weights materialised at once" in second.output
 
 
-@pytest.mark.parametrize("extra,named", [(["--device-map", "auto"], "--device-map"), (["--save-every", "2"], "--save-every"),
-                                         (["--hybrid"], "--hybrid")])
+@pytest.mark.parametrize("extra,named", [(["--device-map", "auto"], "--device-map"), (["--save-every", "2"], "--save-every")])
 def test_cli_sequential_refuses_combinations(tiny_folder, text_file, tmp_path, extra, named):  # noqa: F811
     result = invoke(tiny_folder, text_file, tmp_path / "x.gguf", "--offload", "sequential", *extra)
     assert result.exit_code == 1 and named in result.output and "--offload sequential" in result.output
+
+
+def test_cli_sequential_hybrid_writes_the_resident_files(tiny_folder, text_file, tmp_path):  # noqa: F811
+    """--hybrid: each layer's column energies are taken while it is loaded; mixed and raw files equal resident's."""
+    resident, sequential = tmp_path / "resident.gguf", tmp_path / "sequential.gguf"
+    first = invoke(tiny_folder, text_file, resident, "--hybrid")
+    second = invoke(tiny_folder, text_file, sequential, "--hybrid", "--offload", "sequential")
+    assert first.exit_code == 0 and second.exit_code == 0, second.output
+    assert sequential.read_bytes() == resident.read_bytes()
+    assert (tmp_path / "sequential.raw.gguf").read_bytes() == (tmp_path / "resident.raw.gguf").read_bytes()
+
+
+def test_multimodal_checkpoint_streams_its_text_layers(tmp_path):
+    """Gemma 4 as published (text + vision): the text decoder's layers stream, the vision tower is never loaded."""
+    from tests.imatrix.model.test_converter_rules import _gemma4_multimodal
+
+    model, _ = _gemma4_multimodal()
+    folder = tmp_path / "gemma4-mm"
+    model.save_pretrained(folder)
+    chunks, options = _chunks(3), RunOptions(batch_size=2, progress=False)
+    expected, expected_ppl = _resident(folder, chunks, options)
+    stats, perplexity, _, skeleton = _sequential(folder, chunks, options)
+    assert decoder_layers(skeleton)[0].endswith("language_model.layers")
+    assert all(p.is_meta for name, p in skeleton.named_parameters() if "vision" in name)
+    assert sorted(stats.sums) == sorted(expected.sums)
+    for key in expected.sums:
+        assert torch.equal(stats.sums[key], expected.sums[key]), key
+    assert perplexity.per_chunk == expected_ppl.per_chunk
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
