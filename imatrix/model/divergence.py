@@ -48,7 +48,25 @@ def _gemma_attention_scale(arch: MODEL_ARCH, config) -> str | None:
             "llama.cpp runs this checkpoint differently; this imatrix follows transformers")
 
 
-CHECKS: tuple[Callable[[MODEL_ARCH, object], str | None], ...] = (_top_k_norm, _gemma_attention_scale)
+# src/models/gemma2.cpp / gemma3.cpp load_swa_pattern(ml, n): with no pattern in the GGUF (their converters write
+# none), layer i uses the sliding window unless (i + 1) % n == 0 (llama_hparams::set_swa_pattern).
+SWA_PATTERN = {MODEL_ARCH.GEMMA2: 2, MODEL_ARCH.GEMMA3: 6}
+
+
+def _gemma_layer_types(arch: MODEL_ARCH, config) -> str | None:
+    layer_types = getattr(config, "layer_types", None)
+    if arch not in SWA_PATTERN or not layer_types or not getattr(config, "sliding_window", None):
+        return None
+    n = SWA_PATTERN[arch]
+    llama = ["full_attention" if (i + 1) % n == 0 else "sliding_attention" for i in range(len(layer_types))]
+    if list(layer_types) == llama:
+        return None
+    return (f"layer_types {list(layer_types)}: llama.cpp runs {arch.name.lower()} with every {n}th layer full and "
+            f"the others sliding ({llama}; the GGUF has no per-layer pattern), so llama.cpp runs this checkpoint "
+            "differently from transformers; this imatrix follows transformers")
+
+
+CHECKS: tuple[Callable[[MODEL_ARCH, object], str | None], ...] = (_top_k_norm, _gemma_attention_scale, _gemma_layer_types)
 
 
 def divergence_warnings(arch: MODEL_ARCH, config) -> list[str]:

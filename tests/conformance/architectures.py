@@ -50,8 +50,8 @@ def _moe(**extra) -> dict:
 
 def _gemma3_text(**extra):
     values = dict(query_pre_attn_scalar=HEAD_DIM, **extra)
-    return _tf().Gemma3TextConfig(**common(sliding_window=64, layer_types=["sliding_attention", "full_attention"],
-                                           **values))
+    # both layers sliding: llama.cpp's gemma3 pattern (every 6th layer full) for two layers
+    return _tf().Gemma3TextConfig(**common(sliding_window=64, layer_types=["sliding_attention"] * 2, **values))
 
 
 def _gemma4_text(**extra):

@@ -27,7 +27,9 @@ def main() -> None:
         model.gguf_writer.add_add_space_prefix(False)  # as the tokenizer.json: no "▁" before the first character
 
     converter.get_model_class = get_model_class
-    sys.argv = ["convert_hf_to_gguf.py", str(model_dir), "--outfile", str(out), "--outtype", "f32", *sys.argv[4:]]
+    sys.argv = ["convert_hf_to_gguf.py", str(model_dir), "--outfile", str(out), "--outtype", "f32",
+                # a neutral general.name: llama.cpp sets token attributes by model name (e.g. phi3's <|end|>)
+                "--model-name", "conformance-tiny", *sys.argv[4:]]
     converter.main()
 
 

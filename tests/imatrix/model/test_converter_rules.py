@@ -113,3 +113,17 @@ def test_row_split_energies_take_each_keys_rows():
     config = dict(linear_key_head_dim=2, linear_value_head_dim=3, linear_num_key_heads=2, linear_num_value_heads=4)
     qkv, z = split.rows(config, 2 * (2 + 2 + 6 + 6))  # per key head: q 2, k 2, v 2×3, z 2×3
     assert qkv.tolist() == list(range(0, 10)) + list(range(16, 26)) and z.tolist() == [*range(10, 16), *range(26, 32)]
+
+
+def test_gemma3_layer_pattern_llama_cpp_assumes():
+    import transformers as tf
+
+    from imatrix.model.divergence import divergence_warnings
+
+    base = dict(hidden_size=256, num_attention_heads=4, head_dim=64, query_pre_attn_scalar=64, sliding_window=64)
+    published = ["sliding_attention"] * 5 + ["full_attention"]
+    assert divergence_warnings(MODEL_ARCH.GEMMA3, tf.Gemma3TextConfig(**base, num_hidden_layers=6,
+                                                                       layer_types=published)) == []
+    [message] = divergence_warnings(MODEL_ARCH.GEMMA3, tf.Gemma3TextConfig(
+        **base, num_hidden_layers=2, layer_types=["sliding_attention", "full_attention"]))
+    assert "every 6th layer full" in message
