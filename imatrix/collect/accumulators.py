@@ -19,7 +19,8 @@ from gguf import MODEL_TENSOR
 from torch import nn
 
 from imatrix.files.imatrix_file import Imatrix, ImatrixEntry
-from imatrix.model.naming import NamingError, TensorNaming, is_collected_key, unmapped_error
+from imatrix.collect import mla, scaled_experts
+from imatrix.model.naming import BLOCK_INDEX_RE, NamingError, TensorNaming, is_collected_key, unmapped_error
 
 BLOCK_RE = re.compile(r"(^|\.)(layers|h|blocks|block)\.\d+\.")
 ROUTER_KINDS = (MODEL_TENSOR.FFN_GATE_INP, MODEL_TENSOR.FFN_GATE_INP_SHEXP)
@@ -60,6 +61,8 @@ class Plan:
     experts: list[ExpertsTarget] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     multimodal: list[str] = field(default_factory=list)  # tower/projector linears: they go to the mmproj GGUF
+    mla: list[mla.MlaTarget] = field(default_factory=list)  # DeepSeek MLA attention: attn_k_b / attn_v_b (collect.mla)
+    scaled_experts: list[scaled_experts.ScaledExpertsTarget] = field(default_factory=list)  # Llama 4 experts
 
     def shapes(self) -> dict[str, tuple[int, int]]:
         """key → (n_mat, ne0) of its entry."""
@@ -67,6 +70,8 @@ class Plan:
         for t in self.experts:
             shapes.update({k: (t.n_expert, t.hidden) for k in t.up_keys})
             shapes[t.down_key] = (t.n_expert, t.intermediate)
+        for t in [*self.mla, *self.scaled_experts]:
+            shapes.update(t.shapes())
         return shapes
 
 
@@ -93,6 +98,14 @@ def plan_targets(model: nn.Module, naming: TensorNaming, process_output: bool = 
         if naming.is_multimodal(name):
             if isinstance(module, nn.Linear):
                 plan.multimodal.append(name)
+            continue
+        if naming.arch in mla.MLA_ARCHS and mla.is_mla_attention(module):
+            plan.mla.append(mla.mla_target(name, module, int(BLOCK_INDEX_RE.search(name)[1])))
+            continue
+        if naming.arch in mla.MLA_ARCHS and name.endswith(".kv_b_proj"):
+            continue  # the converter writes it as attn_k_b + attn_v_b, fed by the MLA target above
+        if scaled_experts.is_scaled_copy_experts(module):
+            plan.scaled_experts.append(scaled_experts.scaled_experts_target(name, module, naming))
             continue
         dims = _experts_dims(module)
         if dims is not None:
@@ -295,10 +308,14 @@ def collecting(plan: Plan, stats: Accumulators) -> Iterator[None]:
             overridden.append((module, {a: module.__dict__.get(a) for a in ("_apply_gate", forward)}))
             module._apply_gate = _collecting_apply_gate(stats, target, routed, module._apply_gate)
             setattr(module, forward, _grouped_experts_forward(module))
+        for target in plan.mla:
+            handles.extend(mla.install(target, stats, column_sums_of_squares))
+        for target in plan.scaled_experts:
+            handles.extend(scaled_experts.install(target, stats))
         yield
     finally:
         for handle in handles:
-            handle.remove()
+            handle() if callable(handle) else handle.remove()
         for module, saved in overridden:
             for attribute, value in saved.items():
                 module.__dict__.pop(attribute, None)
@@ -339,4 +356,8 @@ def column_energy(plan: Plan, energy: dict[str, np.ndarray] | None = None, withi
             for key, weight in zip(target.up_keys, halves):
                 energy[key] = weight.square().sum(dim=1).cpu().numpy()
             energy[target.down_key] = down.square().sum(dim=1).cpu().numpy()
+        for target in (t for t in plan.mla if inside(t.module_name)):
+            energy.update(mla.column_energy(target, parameter))
+        for target in (t for t in plan.scaled_experts if inside(t.module_name)):
+            energy.update(scaled_experts.column_energy(target, parameter))
     return energy

@@ -78,18 +78,9 @@ ROW_SPLITS: dict[tuple[MODEL_ARCH, str], RowSplit] = {
 }
 
 
-# Architectures whose GGUF keys are not the inputs of any HF linear; refused before the model is loaded, with why.
+# Architectures whose GGUF keys this collector cannot compute; refused before the model is loaded, with why and what
+# to do. (DeepSeek MLA: imatrix.collect.mla; Llama 4 experts: imatrix.collect.scaled_experts.)
 REFUSED: dict[MODEL_ARCH, str] = {
-    MODEL_ARCH.DEEPSEEK2: (
-        "DeepSeek-V2/V3-style MLA (also Kimi K2 and other DeepseekV3ForCausalLM checkpoints): llama.cpp's converter "
-        "splits kv_b_proj into attn_k_b and attn_v_b (conversion/deepseek.py), and llama.cpp multiplies attn_k_b by "
-        "the per-head q_nope and attn_v_b by the attention-weighted compressed KV (src/models/deepseek2.cpp); no HF "
-        "linear sees those inputs, and this collector does not compute them yet. Use llama-imatrix on the converted "
-        "GGUF for this architecture"),
-    MODEL_ARCH.LLAMA4: (
-        "Llama 4: transformers' Llama4TextExperts runs every expert on router-scaled copies of all tokens, not the "
-        "routed tokens llama.cpp's MUL_MAT_ID sees, so per-expert sums and counts cannot be read from it; this "
-        "collector does not support it yet. Use llama-imatrix on the converted GGUF for this architecture"),
 }
 
 

@@ -49,7 +49,7 @@ def _moe(**extra) -> dict:
 
 
 def _gemma3_text(**extra):
-    values = dict(query_pre_attn_scalar=HEAD_DIM, **extra)
+    values = {"query_pre_attn_scalar": HEAD_DIM, **extra}
     # both layers sliding: llama.cpp's gemma3 pattern (every 6th layer full) for two layers
     return _tf().Gemma3TextConfig(**common(sliding_window=64, layer_types=["sliding_attention"] * 2, **values))
 
@@ -149,8 +149,8 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("gemma3:query_pre_attn_scalar=128", "Gemma3ForCausalLM",
                  lambda: _gemma3_text(query_pre_attn_scalar=2 * HEAD_DIM), diverges=True),
     Architecture("qwen3-next", "Qwen3NextForCausalLM", _qwen3_next, moe=True, converter_args=("--no-mtp",)),
-    Architecture("deepseek-v3", "DeepseekV3ForCausalLM", _deepseek_v3, moe=True, refused=True),
-    Architecture("llama4", "Llama4ForCausalLM", _llama4_text, moe=True, refused=True),
+    Architecture("deepseek-v3", "DeepseekV3ForCausalLM", _deepseek_v3, moe=True),
+    Architecture("llama4", "Llama4ForCausalLM", _llama4_text, moe=True),
     Architecture("minimax-m2", "MiniMaxM2ForCausalLM", _minimax_m2, moe=True),
     # transformers saves layer_types as linear/full_attention; the converter reads the published mamba/attention
     Architecture("granite-hybrid", "GraniteMoeHybridForCausalLM", _granite_hybrid, moe=True,

@@ -21,6 +21,7 @@ from tests.conformance.tokenizer import build_tokenizer, calibration_text
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CTX, CHUNKS, THREADS = 128, 6, 2
 MIN_COSINE = 0.9999
+ENERGY_TOLERANCE = 1e-4  # float32 weights on both sides
 ROUTING_TIE_TOKENS = 2  # MoE: a routed (token, expert) pair may move between near-tied experts (README.md)
 
 
@@ -80,20 +81,25 @@ def text_file(root: Path) -> Path:
 
 
 def collect_ours(folder: Path, text: Path) -> Path:
-    """`imatrix collect` on the HF folder, in this process (transformers is imported once for the whole table)."""
-    from imatrix.collect.pipeline import CollectSettings, run_collect
+    """`imatrix collect --hybrid` on the HF folder, in this process (transformers is imported once for the table);
+    returns the plain imatrix (from the raw sidecar, which also holds the column energies checked below)."""
+    from imatrix.collect.pipeline import CollectSettings, raw_sidecar_path, run_collect
+    from imatrix.files.imatrix_file import write_gguf
+    from imatrix.importance.hybrid import read_raw
 
     out = folder.parent / f"{folder.name}.ours.imatrix.gguf"
     if not out.is_file():
         partial = out.with_name("partial." + out.name)
         lines: list[str] = []
         settings = CollectSettings(model=str(folder), data=text, output=partial, ctx_size=CTX, max_chunks=CHUNKS,
-                                   dtype="fp32", accumulate="float64", compute_ppl=False, progress=False)
+                                   dtype="fp32", accumulate="float64", compute_ppl=False, progress=False, hybrid=True)
         try:
             lines += run_collect(settings, log=lines.append)
         finally:
             (folder.parent / f"{folder.name}.collect.log").write_text("\n".join(lines) + "\n")
-        os.replace(partial, out)
+        plain, _ = read_raw(raw_sidecar_path(partial))  # --hybrid's sidecar: the plain statistics + energies
+        write_gguf(plain, out)
+        os.replace(raw_sidecar_path(partial), raw_sidecar_path(out))
     return out
 
 
@@ -120,6 +126,18 @@ def quantize_with(gguf_path: Path, imatrix: Path) -> str:
     return ""
 
 
+def gguf_column_energy(gguf_path: Path) -> dict[str, np.ndarray]:
+    """‖W[:, i]‖² of every converted weight, (n_mat, ne0): what --hybrid must compute for each key."""
+    import gguf
+
+    energy = {}
+    for tensor in gguf.GGUFReader(str(gguf_path)).tensors:
+        data = np.asarray(tensor.data, dtype=np.float64)
+        if data.ndim >= 2 and tensor.tensor_type == gguf.GGMLQuantizationType.F32:
+            energy[tensor.name] = np.square(data).sum(axis=-2).reshape(-1, data.shape[-1])
+    return energy
+
+
 def tensor_lengths(gguf_path: Path) -> dict[str, int]:
     """Tensor name → ne0 × n_expert, as llama-quantize checks an imatrix entry against the model."""
     import gguf
@@ -142,18 +160,31 @@ class Comparison:
     min_cosine: float = 1.0
     worst_key: str = ""
     n_keys: int = 0
+    energy_error: float = 0.0  # largest relative error of our --hybrid column energies vs the GGUF's weights
+    energy_key: str = ""
 
 
 def compare(ours_path: Path, theirs_path: Path, model_gguf: Path) -> Comparison:
     from imatrix.files.imatrix_file import read_imatrix
 
+    from imatrix.collect.pipeline import raw_sidecar_path
+    from imatrix.importance.hybrid import read_raw
+
     ours, theirs = read_imatrix(ours_path), read_imatrix(theirs_path)
     lengths = tensor_lengths(model_gguf)
+    _, our_energy = read_raw(raw_sidecar_path(ours_path))
+    their_energy = gguf_column_energy(model_gguf)
     result = Comparison(missing=sorted(set(theirs.entries) - set(ours.entries)),
                         extra=sorted(set(ours.entries) - set(theirs.entries)), n_keys=len(theirs.entries))
     for key, entry in sorted(ours.entries.items()):
         if lengths.get(key) != entry.n_values:
             result.bad_length.append(f"{key}: {entry.n_values} values, the GGUF tensor needs {lengths.get(key)}")
+        if key in their_energy:
+            mine, truth = our_energy[key].astype(np.float64).ravel(), their_energy[key].ravel()
+            error = float(np.abs(mine - truth).max() / max(np.abs(truth).max(), 1e-30)) if mine.size == truth.size \
+                else float("inf")
+            if error > result.energy_error:
+                result.energy_error, result.energy_key = error, key
         other = theirs.entries.get(key)
         if other is None:
             continue
@@ -204,6 +235,8 @@ class Row:
                 found.append("collect gave no divergence warning")
         elif c.min_cosine < MIN_COSINE:
             found.append(f"cosine {c.min_cosine:.6f} < {MIN_COSINE} at {c.worst_key}")
+        if c.energy_error > ENERGY_TOLERANCE:
+            found.append(f"--hybrid column energy off by {c.energy_error:.2e} at {c.energy_key}")
         if self.quantize_error:
             found.append("llama-quantize IQ2_XS refused our imatrix: " + self.quantize_error.splitlines()[-1][:200])
         return found
@@ -215,8 +248,8 @@ class Row:
         counts = "counts equal" if not c.count_diffs else f"counts within {max(c.count_diffs.values())}"
         ok = "WARNS+DIFFERS (as documented)" if self.diverges else "CONFORMS"
         status = ok if not self.problems() else "FAILS: " + "; ".join(self.problems())
-        return f"{status:<9} keys {c.n_keys}, {counts}, min cos {c.min_cosine:.7f}, IQ2_XS " + (
-            "ok" if not self.quantize_error else "refused")
+        return f"{status:<9} keys {c.n_keys}, {counts}, min cos {c.min_cosine:.7f}, energies ±{c.energy_error:.0e}, " \
+            f"IQ2_XS " + ("ok" if not self.quantize_error else "refused")
 
 
 def refusal_of(folder: Path, text: Path) -> str:
