@@ -229,15 +229,15 @@ def preflight(folder, fuse_qkv: bool, fuse_gate_up_exps: bool, process_output: b
     through the same naming and planning, so an unknown or refused architecture and an unmapped module stop the
     run up front with the module's name and what to do. Returns the warnings of model.divergence for its config."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
 
     from imatrix.collect.accumulators import plan_targets
     from imatrix.model.divergence import divergence_warnings
+    from imatrix.model.loading import auto_model_class, load_config
 
-    config = AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+    config = load_config(folder, trust_remote_code)
     naming = TensorNaming.for_config(config, fuse_qkv, fuse_gate_up_exps)
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+        model = auto_model_class(config).from_config(config, trust_remote_code=trust_remote_code)
     plan_targets(model, naming, process_output, skip_unmapped)
     return divergence_warnings(naming.arch, config)
 

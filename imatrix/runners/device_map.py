@@ -73,11 +73,11 @@ def parse_max_memory(text: str | None) -> dict | None:
 def load_device_mapped(source: ModelSource, device_map: str, dtype: str, trust_remote_code: bool,
                        max_memory: dict | None, resources: ExitStack):
     """from_pretrained(device_map=...) with a temporary offload folder that lives as long as `resources`."""
-    from transformers import AutoModelForCausalLM
+    from imatrix.model.loading import model_class_for
 
     offload_folder = resources.enter_context(tempfile.TemporaryDirectory(prefix="imatrix-offload-"))
     try:
-        model = AutoModelForCausalLM.from_pretrained(
+        model = model_class_for(source.folder, source.gguf_file, trust_remote_code).from_pretrained(
             str(source.folder), gguf_file=source.gguf_file, dtype=torch_dtype(dtype), device_map=device_map,
             max_memory=max_memory, offload_folder=offload_folder, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError, RuntimeError) as error:

@@ -38,7 +38,7 @@ class ResidentRunner:
 
     def run(self, request: RunRequest, model: torch.nn.Module, plan: Plan, stats: Accumulators,
             on_chunks_done: Callable[[int], None]) -> Perplexity | None:
-        from imatrix.collect.checkpoint import CheckpointPaths, run_identity, run_resumable
+        from imatrix.collect.checkpoint import CheckpointPaths, run_identity, run_resumable, source_weight_files
 
         chunks, options, checkpoint = request.chunks, request.options, request.checkpoint
 
@@ -52,7 +52,7 @@ class ResidentRunner:
             model_label=request.source.label, model_config=model.config.to_dict(), dtype=request.model.dtype,
             data=checkpoint.data, chunks=chunks, skip_chunks=checkpoint.skip_chunks,
             chunks_per_batch=options.chunks_per_batch(chunks.shape[1]), accumulate=request.accumulate,
-            shapes=plan.shapes())
+            shapes=plan.shapes(), weight_files=source_weight_files(request.source.folder, request.source.gguf_path))
         return run_resumable(run, stats, CheckpointPaths.beside(checkpoint.output), identity, list(request.datasets),
                              every=checkpoint.every, resume=checkpoint.resume, log=request.log)
 

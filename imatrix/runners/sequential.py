@@ -135,7 +135,9 @@ class LayerLoader:
 
 def load_skeleton(folder: Path, dtype_name: str, device: torch.device, trust_remote_code: bool = False):
     """(model with only the non-layer weights on `device`, LayerLoader): from_pretrained's steps, minus the layers."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig
+
+    from imatrix.model.loading import auto_model_class
 
     from imatrix.model.loading import torch_dtype
 
@@ -148,7 +150,7 @@ def load_skeleton(folder: Path, dtype_name: str, device: torch.device, trust_rem
         dtype = getattr(config, "dtype", None) or torch.float32
         dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
+        model = auto_model_class(config).from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
     loader = LayerLoader(folder, model, device, dtype)
     loaded = loader.load(None)
     layers_name, _ = decoder_layers(model)
@@ -200,9 +202,11 @@ def _hidden_home(device: torch.device, total_bytes: int) -> torch.device:
 
 def run_sequential(model: nn.Module, loader: LayerLoader, chunks: np.ndarray, plan: Plan, stats: Accumulators,
                    options: RunOptions, log: Callable[[str], None] = print,
-                   energy: dict[str, np.ndarray] | None = None) -> tuple[Perplexity | None, SequentialReport]:
+                   energy: dict[str, np.ndarray] | None = None,
+                   checkpointer=None) -> tuple[Perplexity | None, SequentialReport]:
     """Collect over all chunks one decoder layer at a time (see the module docstring). With `energy` (--hybrid), the
-    column energies of each layer's weights are added to it while that layer is loaded."""
+    column energies of each layer's weights are added to it while that layer is loaded. With a `checkpointer`
+    (collect.checkpoint.LayerCheckpointer) finished layers are checkpointed, and a resumed run starts after them."""
     from tqdm.auto import tqdm
 
     device, report = loader.device, SequentialReport()
@@ -218,17 +222,27 @@ def run_sequential(model: nn.Module, loader: LayerLoader, chunks: np.ndarray, pl
     with torch.no_grad():
         with _stand_ins(model, recording) as real_layers:
             hidden, calls = _record_inputs(model, chunks, batches, device, recording, report)
+        start = 0
+        if checkpointer is not None and checkpointer.resume:
+            start, saved = checkpointer.load(stats, energy)
+            hidden = [h.to(hidden[i].device).pin_memory() if hidden[i].is_pinned() else h.to(hidden[i].device)
+                      for i, h in enumerate(saved)]
         log(f"sequential: {len(real_layers)} decoder layers x {len(batches)} micro-batches; hidden states "
             f"{report.hidden_bytes / 2**20:.1f} MiB on {report.hidden_on}")
         bar = tqdm(total=len(real_layers) * n_chunk * ctx_size, unit="tok", unit_scale=True,
                    disable=not options.progress, desc="collect (sequential)", dynamic_ncols=True)
+        bar.update(start * n_chunk * ctx_size)
         with collecting(plan, stats), bar:
             for index, layer in enumerate(real_layers):
+                if index < start:
+                    continue  # finished before the checkpoint this run resumed from
                 loader.load(index)
                 if energy is not None:
                     prefix = f"{layers_name}.{index}."
                     column_energy(plan, energy, within=lambda name: name.startswith(prefix))
                 _run_layer(index, layer, hidden, calls, batches, device, stats, report, bar)
+                if checkpointer is not None:
+                    checkpointer.layer_done(index + 1, len(real_layers), stats, energy, hidden)
             with _stand_ins(model, recording):
                 perplexity = _final_pass(model, chunks, batches, hidden, device, options, recording)
     if device.type == "cuda":
@@ -316,8 +330,6 @@ class SequentialRunner:
     def refusal(self, request: RunRequest) -> str | None:
         clashes = [name for name, given in (
             ("--device-map", request.device_map), ("torchrun", _torchrun_active()),
-            ("--save-every", request.checkpoint is not None and request.checkpoint.every),
-            ("--resume", request.checkpoint is not None and request.checkpoint.resume),
             ("--gguf-file/.gguf", request.source.gguf_file)) if given]
         if clashes:
             return (f"--offload sequential: cannot be combined with {', '.join(clashes)} (it streams one layer of a "
@@ -335,11 +347,37 @@ class SequentialRunner:
 
     def run(self, request: RunRequest, model: nn.Module, plan: Plan, stats: Accumulators,
             on_chunks_done: Callable[[int], None]) -> Perplexity | None:
-        perplexity, report = run_sequential(model, self.loader, request.chunks, plan, stats, request.options,
-                                            request.log, self.energy if request.hybrid else None)
+        energy = self.energy if request.hybrid else None
+        checkpointer = self._checkpointer(request, model, plan)
+        try:
+            perplexity, report = run_sequential(model, self.loader, request.chunks, plan, stats, request.options,
+                                                request.log, energy, checkpointer)
+        except BaseException as error:
+            message = None if checkpointer is None else checkpointer.failure_message(error)
+            if message is not None:
+                request.log(message)
+            raise
         for line in report.lines():
             request.log(line)
         return perplexity
+
+    def _checkpointer(self, request: RunRequest, model: nn.Module, plan: Plan):
+        """--save-every N (a checkpoint after every N finished layers) / --resume, or None."""
+        from imatrix.collect.checkpoint import (CheckpointPaths, LayerCheckpointer, run_identity,
+                                                source_weight_files)
+
+        checkpoint = request.checkpoint
+        if checkpoint is None:
+            return None
+        chunks = request.chunks
+        identity = run_identity(
+            model_label=request.source.label, model_config=model.config.to_dict(), dtype=request.model.dtype,
+            data=checkpoint.data, chunks=chunks, skip_chunks=checkpoint.skip_chunks,
+            chunks_per_batch=request.options.chunks_per_batch(chunks.shape[1]), accumulate=request.accumulate,
+            shapes=plan.shapes(), weight_files=source_weight_files(request.source.folder, None), unit="layers",
+            hybrid=request.hybrid)
+        return LayerCheckpointer(CheckpointPaths.beside(checkpoint.output), identity, checkpoint.every,
+                                 checkpoint.resume, request.log)
 
     def column_energy(self, plan: Plan) -> dict[str, np.ndarray]:
         """Filled during run(): each layer's energies are taken while the layer is loaded."""

@@ -35,6 +35,7 @@ class Architecture:
     converter_args: tuple[str, ...] = ()  # convert_hf_to_gguf.py options the row needs
     published_config: tuple[tuple[str, object], ...] = ()  # config.json fields as published checkpoints spell them
     diverges: bool = False  # a config llama.cpp does not reproduce: collect must warn, and the values must differ
+    llamacpp_aborts: str = ""  # llama.cpp cannot run the converted model: only keys, lengths, energies, quantize
     refused: bool = False  # `imatrix collect` must refuse it before loading (imatrix.model.converter_rules.REFUSED)
 
 
@@ -112,6 +113,26 @@ def _granite_hybrid():
         mamba_expand=2, mamba_d_conv=4))
 
 
+def _qwen25_vl():
+    tf = _tf()
+    text = tf.Qwen2Config(**common(rope_parameters={"rope_type": "default", "mrope_section": [8, 12, 12],
+                                                    "rope_theta": 10000.0})).to_dict()
+    text["model_type"] = "qwen2_5_vl_text"
+    vision = dict(depth=1, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=HIDDEN, patch_size=8,
+                  spatial_merge_size=2, temporal_patch_size=2, window_size=16, fullatt_block_indexes=[0])
+    return tf.Qwen2_5_VLConfig(text_config=text, vision_config=vision, image_token_id=300, video_token_id=301,
+                               vision_start_token_id=302, vision_end_token_id=303)
+
+
+def _mistral3():
+    tf = _tf()
+    vision = tf.PixtralVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=2,
+                                    head_dim=32, image_size=32, patch_size=8)
+    text = tf.MistralConfig(**common(sliding_window=None))
+    return tf.Mistral3Config(text_config=text.to_dict(), vision_config=vision.to_dict(), image_token_index=300,
+                             spatial_merge_size=2)
+
+
 ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("llama", "LlamaForCausalLM", lambda: _tf().LlamaConfig(**common())),
     Architecture("mistral", "MistralForCausalLM", lambda: _tf().MistralConfig(**common(sliding_window=None))),
@@ -133,6 +154,8 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("gemma4-text", "Gemma4ForCausalLM", _gemma4_text),
     Architecture("gemma4-moe", "Gemma4ForCausalLM", _gemma4_moe, moe=True),
     Architecture("gemma4-multimodal", "Gemma4ForConditionalGeneration", _gemma4_multimodal),
+    Architecture("qwen2.5-vl-multimodal", "Qwen2_5_VLForConditionalGeneration", _qwen25_vl),
+    Architecture("mistral3-multimodal", "Mistral3ForConditionalGeneration", _mistral3),
     Architecture("glm4-moe", "Glm4MoeForCausalLM",
                  lambda: _tf().Glm4MoeConfig(**_moe(n_routed_experts=EXPERTS, n_shared_experts=1,
                                                     first_k_dense_replace=1, n_group=1, topk_group=1,
@@ -150,7 +173,9 @@ ARCHITECTURES: tuple[Architecture, ...] = (
                  lambda: _gemma3_text(query_pre_attn_scalar=2 * HEAD_DIM), diverges=True),
     Architecture("qwen3-next", "Qwen3NextForCausalLM", _qwen3_next, moe=True, converter_args=("--no-mtp",)),
     Architecture("deepseek-v3", "DeepseekV3ForCausalLM", _deepseek_v3, moe=True),
-    Architecture("llama4", "Llama4ForCausalLM", _llama4_text, moe=True),
+    Architecture("llama4", "Llama4ForCausalLM", _llama4_text, moe=True,
+                 llamacpp_aborts="llama-imatrix and llama-perplexity b11434 abort on the converted tiny model "
+                                 "(ggml-backend.cpp:478 'tensor buffer not set')"),
     Architecture("minimax-m2", "MiniMaxM2ForCausalLM", _minimax_m2, moe=True),
     # transformers saves layer_types as linear/full_attention; the converter reads the published mamba/attention
     Architecture("granite-hybrid", "GraniteMoeHybridForCausalLM", _granite_hybrid, moe=True,

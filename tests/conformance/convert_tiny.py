@@ -15,18 +15,20 @@ def main() -> None:
     sys.path.insert(0, str(converter_dir))
     import convert_hf_to_gguf as converter
 
-    original = converter.get_model_class
+    from conversion.base import TextModel
 
-    def get_model_class(name, mmproj=False):
-        model_class = original(name, mmproj=mmproj)
-        model_class.set_vocab = set_vocab
-        return model_class
+    prepare_metadata = TextModel.prepare_metadata
+
+    def with_tiny_vocab(model, vocab_only):
+        # every text model (also one a wrapper such as Mistral3's delegates to) writes the llama-HF vocab
+        model.set_vocab = lambda: set_vocab(model)
+        return prepare_metadata(model, vocab_only)
 
     def set_vocab(model):
         model._set_vocab_llama_hf()
         model.gguf_writer.add_add_space_prefix(False)  # as the tokenizer.json: no "▁" before the first character
 
-    converter.get_model_class = get_model_class
+    TextModel.prepare_metadata = with_tiny_vocab
     sys.argv = ["convert_hf_to_gguf.py", str(model_dir), "--outfile", str(out), "--outtype", "f32",
                 # a neutral general.name: llama.cpp sets token attributes by model name (e.g. phi3's <|end|>)
                 "--model-name", "conformance-tiny", *sys.argv[4:]]

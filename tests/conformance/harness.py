@@ -164,18 +164,28 @@ class Comparison:
     energy_key: str = ""
 
 
-def compare(ours_path: Path, theirs_path: Path, model_gguf: Path) -> Comparison:
+def gguf_matmul_keys(gguf_path: Path) -> set[str]:
+    """The block weights a llama-imatrix run would collect when it cannot run: every 2-D/3-D blk.* tensor."""
+    import gguf
+
+    return {t.name for t in gguf.GGUFReader(str(gguf_path)).tensors
+            if t.name.startswith("blk.") and t.name.endswith(".weight") and len(t.shape) >= 2}
+
+
+def compare(ours_path: Path, theirs_path: Path | None, model_gguf: Path) -> Comparison:
     from imatrix.files.imatrix_file import read_imatrix
 
     from imatrix.collect.pipeline import raw_sidecar_path
     from imatrix.importance.hybrid import read_raw
 
-    ours, theirs = read_imatrix(ours_path), read_imatrix(theirs_path)
+    ours = read_imatrix(ours_path)
+    theirs = read_imatrix(theirs_path) if theirs_path is not None else None
     lengths = tensor_lengths(model_gguf)
     _, our_energy = read_raw(raw_sidecar_path(ours_path))
     their_energy = gguf_column_energy(model_gguf)
-    result = Comparison(missing=sorted(set(theirs.entries) - set(ours.entries)),
-                        extra=sorted(set(ours.entries) - set(theirs.entries)), n_keys=len(theirs.entries))
+    expected = set(theirs.entries) if theirs is not None else gguf_matmul_keys(model_gguf)
+    result = Comparison(missing=sorted(expected - set(ours.entries)), extra=sorted(set(ours.entries) - expected),
+                        n_keys=len(expected))
     for key, entry in sorted(ours.entries.items()):
         if lengths.get(key) != entry.n_values:
             result.bad_length.append(f"{key}: {entry.n_values} values, the GGUF tensor needs {lengths.get(key)}")
@@ -185,7 +195,7 @@ def compare(ours_path: Path, theirs_path: Path, model_gguf: Path) -> Comparison:
                 else float("inf")
             if error > result.energy_error:
                 result.energy_error, result.energy_key = error, key
-        other = theirs.entries.get(key)
+        other = theirs.entries.get(key) if theirs is not None else None
         if other is None:
             continue
         if other.sums.shape != entry.sums.shape:
@@ -211,6 +221,7 @@ class Row:
     refusal: str = ""  # for rows that must be refused: the error `imatrix collect` gave before loading
     diverges: bool = False
     warnings: list[str] = field(default_factory=list)  # "warning:" lines of our collect
+    llamacpp_aborts: str = ""
 
     def refused_problems(self) -> list[str]:
         return [] if self.refusal else ["imatrix collect did not refuse it up front"]
@@ -226,7 +237,7 @@ class Row:
             found.append(f"lengths: {c.bad_length[:3]}")
         limit = ROUTING_TIE_TOKENS if self.moe else 0
         over = {k: d for k, d in c.count_diffs.items() if d > limit}
-        if over:
+        if over and not self.diverges:  # diverging activations route differently downstream
             found.append(f"counts differ by more than {limit}: {dict(list(over.items())[:3])}")
         if self.diverges:
             if c.min_cosine >= MIN_COSINE:
@@ -246,10 +257,13 @@ class Row:
             return f"REFUSED up front: {self.refusal[:150]}" if self.refusal else "FAILS: not refused up front"
         c = self.comparison
         counts = "counts equal" if not c.count_diffs else f"counts within {max(c.count_diffs.values())}"
-        ok = "WARNS+DIFFERS (as documented)" if self.diverges else "CONFORMS"
+        ok = ("WARNS+DIFFERS (as documented)" if self.diverges else
+              f"KEYS+ENERGIES+QUANTIZE OK; values unchecked: {self.llamacpp_aborts}" if self.llamacpp_aborts
+              else "CONFORMS")
         status = ok if not self.problems() else "FAILS: " + "; ".join(self.problems())
-        return f"{status:<9} keys {c.n_keys}, {counts}, min cos {c.min_cosine:.7f}, energies ±{c.energy_error:.0e}, " \
-            f"IQ2_XS " + ("ok" if not self.quantize_error else "refused")
+        values = "" if self.llamacpp_aborts else f"{counts}, min cos {c.min_cosine:.7f}, "
+        return f"{status:<9} keys {c.n_keys}, {values}energies ±{c.energy_error:.0e}, IQ2_XS " + (
+            "ok" if not self.quantize_error else "refused")
 
 
 def refusal_of(folder: Path, text: Path) -> str:
@@ -273,7 +287,8 @@ def run_row(arch: Architecture, root: Path, converter_dir: Path, text: Path) -> 
         return Row(None, "", arch.moe, refusal_of(folder, text))
     model_gguf = convert(converter_dir, folder, arch.converter_args)
     ours = collect_ours(folder, text)
-    theirs = collect_theirs(model_gguf, text)
+    theirs = None if arch.llamacpp_aborts else collect_theirs(model_gguf, text)
     log = (folder.parent / f"{folder.name}.collect.log").read_text().splitlines()
     return Row(compare(ours, theirs, model_gguf), quantize_with(model_gguf, ours), arch.moe,
-               diverges=arch.diverges, warnings=[line for line in log if line.startswith("warning:")])
+               diverges=arch.diverges, warnings=[line for line in log if line.startswith("warning:")],
+               llamacpp_aborts=arch.llamacpp_aborts)
