@@ -118,6 +118,26 @@ class BatchPartials:
             offset += target.numel()
 
 
+class LayerBatchPartials(BatchPartials):
+    """BatchPartials for --offload sequential: batch b's partial is filled layer by layer, each layer's keys copied
+    out (and zeroed) after that layer ran batch b, so rank 0 adds the same per-batch partials in the same order."""
+
+    def __init__(self, stats: Accumulators) -> None:
+        super().__init__(stats)
+        self.offsets, offset = {}, 0
+        for key in self.keys:
+            self.offsets[key] = offset
+            offset += stats.sums[key].numel()
+
+    def layer_batch_done(self, keys: list[str], batch: int) -> None:
+        while len(self.partials) <= batch:
+            self.partials.append(torch.zeros(self.flat_size(), dtype=self.stats.dtype))
+        for key in keys:
+            values = self.stats.sums[key]
+            self.partials[batch][self.offsets[key]:self.offsets[key] + values.numel()] += values.reshape(-1).cpu()
+            values.zero_()
+
+
 def reduce_in_chunk_order(partials: BatchPartials, owners: list[int], world: World, device: torch.device) -> None:
     """Rank 0 adds every batch's partial in batch order (its own, or received from the owning rank): the additions of
     a single-process run, in its order. Counts: one all-reduce per key."""
@@ -143,8 +163,9 @@ def reduce_in_chunk_order(partials: BatchPartials, owners: list[int], world: Wor
 
 
 def run_distributed(model: torch.nn.Module, chunks: np.ndarray, plan: Plan, stats: Accumulators, options: RunOptions,
-                    world: World) -> Perplexity | None:
-    """This rank's share through the resident runner, then the reductions; rank 0 ends with the full statistics."""
+                    world: World, run_shard=None, partials: BatchPartials | None = None) -> Perplexity | None:
+    """This rank's share through the resident runner (or `run_shard(chunks, options, perplexity)`, e.g. the
+    sequential one filling `partials`), then the reductions; rank 0 ends with the full statistics."""
     import torch.distributed as dist
 
     per_batch = options.chunks_per_batch(chunks.shape[1])
@@ -153,12 +174,15 @@ def run_distributed(model: torch.nn.Module, chunks: np.ndarray, plan: Plan, stat
                    > b * per_batch) for b in range(n_batch)]
     first, stop = shard(len(chunks), per_batch, world.rank, world.world_size)
     recording = RecordingPerplexity() if options.compute_ppl else None
-    partials = BatchPartials(stats)
+    partials = BatchPartials(stats) if partials is None else partials
     if stop > first:
         local = RunOptions(options.batch_size, options.compute_ppl, 0, options.keep_all_logits,
                            options.progress and world.is_writer)
-        run_resident(model, chunks[first:stop], plan, stats, local, perplexity=recording,
-                     on_batch_done=partials.batch_done)
+        if run_shard is not None:
+            run_shard(chunks[first:stop], local, recording)
+        else:
+            run_resident(model, chunks[first:stop], plan, stats, local, perplexity=recording,
+                         on_batch_done=partials.batch_done)
     device = next(iter(stats.sums.values())).device
     reduce_in_chunk_order(partials, owners, world, device)
     gathered: list = [None] * world.world_size

@@ -202,8 +202,9 @@ def _hidden_home(device: torch.device, total_bytes: int) -> torch.device:
 
 def run_sequential(model: nn.Module, loader: LayerLoader, chunks: np.ndarray, plan: Plan, stats: Accumulators,
                    options: RunOptions, log: Callable[[str], None] = print,
-                   energy: dict[str, np.ndarray] | None = None,
-                   checkpointer=None) -> tuple[Perplexity | None, SequentialReport]:
+                   energy: dict[str, np.ndarray] | None = None, checkpointer=None,
+                   on_layer_batch_done: Callable[[int, int], None] | None = None,
+                   perplexity: Perplexity | None = None) -> tuple[Perplexity | None, SequentialReport]:
     """Collect over all chunks one decoder layer at a time (see the module docstring). With `energy` (--hybrid), the
     column energies of each layer's weights are added to it while that layer is loaded. With a `checkpointer`
     (collect.checkpoint.LayerCheckpointer) finished layers are checkpointed, and a resumed run starts after them."""
@@ -240,11 +241,11 @@ def run_sequential(model: nn.Module, loader: LayerLoader, chunks: np.ndarray, pl
                 if energy is not None:
                     prefix = f"{layers_name}.{index}."
                     column_energy(plan, energy, within=lambda name: name.startswith(prefix))
-                _run_layer(index, layer, hidden, calls, batches, device, stats, report, bar)
+                _run_layer(index, layer, hidden, calls, batches, device, stats, report, bar, on_layer_batch_done)
                 if checkpointer is not None:
                     checkpointer.layer_done(index + 1, len(real_layers), stats, energy, hidden)
             with _stand_ins(model, recording):
-                perplexity = _final_pass(model, chunks, batches, hidden, device, options, recording)
+                perplexity = _final_pass(model, chunks, batches, hidden, device, options, recording, perplexity)
     if device.type == "cuda":
         report.peak_device_bytes = torch.cuda.max_memory_allocated(device)
     return perplexity, report
@@ -285,7 +286,7 @@ def _record_inputs(model, chunks, batches, device, recording, report):
     return hidden, calls
 
 
-def _run_layer(index, layer, hidden, calls, batches, device, stats, report, bar) -> None:
+def _run_layer(index, layer, hidden, calls, batches, device, stats, report, bar, on_batch_done=None) -> None:
     """Push every micro-batch through the loaded layer `index` in place, check the sums, free it."""
     report.peak_layer_bytes = max(report.peak_layer_bytes, materialised_bytes(layer))
     for b, (start, stop) in enumerate(batches):
@@ -299,15 +300,17 @@ def _run_layer(index, layer, hidden, calls, batches, device, stats, report, bar)
         else:
             hidden[b] = out
         bar.update((stop - start) * x.shape[1])
+        if on_batch_done is not None:
+            on_batch_done(index, b)
     bad = stats.first_nonfinite()
     if bad is not None:
         raise NonFiniteError(f"non-finite values detected in {bad} while processing layer {index}")
     layer.to("meta")
 
 
-def _final_pass(model, chunks, batches, hidden, device, options, recording) -> Perplexity | None:
+def _final_pass(model, chunks, batches, hidden, device, options, recording, perplexity=None) -> Perplexity | None:
     """The model's forward with layer 0 replaced by the final hidden states: its own norm/head give the logits."""
-    perplexity = Perplexity() if options.compute_ppl else None
+    perplexity = (perplexity or Perplexity()) if options.compute_ppl else None
     if perplexity is None and not options.keep_all_logits:
         return None
     keep = logits_to_keep(options, chunks.shape[1])
@@ -329,7 +332,9 @@ class SequentialRunner:
 
     def refusal(self, request: RunRequest) -> str | None:
         clashes = [name for name, given in (
-            ("--device-map", request.device_map), ("torchrun", _torchrun_active()),
+            ("--device-map", request.device_map),
+            ("torchrun with --save-every/--resume", _torchrun_active() and request.checkpoint is not None
+             and request.checkpoint.active),
             ("--gguf-file/.gguf", request.source.gguf_file)) if given]
         if clashes:
             return (f"--offload sequential: cannot be combined with {', '.join(clashes)} (it streams one layer of a "
@@ -337,17 +342,24 @@ class SequentialRunner:
         return None
 
     def load(self, request: RunRequest, resources) -> nn.Module:
-        model, loader = load_skeleton(request.source.folder, request.model.dtype, parse_device(request.model.device),
+        from imatrix.runners.distributed import World, init_process_group
+
+        world = World.from_env()
+        self.device = parse_device(world.device(request.model.device))  # torchrun: cuda → cuda:LOCAL_RANK
+        init_process_group(world, str(self.device))
+        model, loader = load_skeleton(request.source.folder, request.model.dtype, self.device,
                                       request.model.trust_remote_code)
         self.loader = loader  # the skeleton's layer loader, used by run()
         return model
 
     def accumulators(self, request: RunRequest, model: nn.Module, shapes: dict[str, tuple[int, int]]) -> Accumulators:
-        return Accumulators(shapes, parse_device(request.model.device), request.accumulator_dtype)
+        return Accumulators(shapes, self.device, request.accumulator_dtype)
 
     def run(self, request: RunRequest, model: nn.Module, plan: Plan, stats: Accumulators,
             on_chunks_done: Callable[[int], None]) -> Perplexity | None:
         energy = self.energy if request.hybrid else None
+        if _torchrun_active():
+            return self._run_ranks(request, model, plan, stats, energy)
         checkpointer = self._checkpointer(request, model, plan)
         try:
             perplexity, report = run_sequential(model, self.loader, request.chunks, plan, stats, request.options,
@@ -360,6 +372,30 @@ class SequentialRunner:
         for line in report.lines():
             request.log(line)
         return perplexity
+
+    def _run_ranks(self, request: RunRequest, model: nn.Module, plan: Plan, stats: Accumulators, energy):
+        """torchrun: each rank streams every layer over its share of the chunks; per-(layer, batch) partials are
+        added on rank 0 in batch order (imatrix.runners.distributed), so the file is the single-process one."""
+        from imatrix.runners.distributed import LayerBatchPartials, World, run_distributed
+
+        world = World.from_env()
+        if "output.weight" in plan.shapes():
+            raise ModelLoadError("--process-output with --offload sequential under torchrun: not supported; drop one")
+        request.log(f"rank {world.rank}/{world.world_size}: data-parallel collection, layers streamed")
+        layers_name, layers = decoder_layers(model)
+        keys_of = [sorted({key for t in [*plan.dense, *plan.experts, *plan.mla, *plan.scaled_experts]
+                           if t.module_name.startswith(f"{layers_name}.{i}.")
+                           for key in getattr(t, "up_keys", [])
+                           + [getattr(t, name) for name in ("key", "down_key", "k_b_key", "v_b_key") if hasattr(t, name)]})
+                   for i in range(len(layers))]
+        partials = LayerBatchPartials(stats)
+
+        def run_shard(shard_chunks, options, perplexity):
+            run_sequential(model, self.loader, shard_chunks, plan, stats, options, lambda line: None, energy,
+                           on_layer_batch_done=lambda layer, batch: partials.layer_batch_done(keys_of[layer], batch),
+                           perplexity=perplexity)
+
+        return run_distributed(model, request.chunks, plan, stats, request.options, world, run_shard, partials)
 
     def _checkpointer(self, request: RunRequest, model: nn.Module, plan: Plan):
         """--save-every N (a checkpoint after every N finished layers) / --resume, or None."""
@@ -385,7 +421,9 @@ class SequentialRunner:
         return self.energy
 
     def is_writer(self) -> bool:
-        return True
+        from imatrix.runners.distributed import World
+
+        return World.from_env().is_writer
 
 
 def _torchrun_active() -> bool:
