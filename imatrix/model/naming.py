@@ -38,6 +38,8 @@ ARCH_BY_MODEL_TYPE: dict[str, MODEL_ARCH] = {
 CHECKPOINT_ALIASES: dict[str, str] = {
     "block_sparse_moe.router": "block_sparse_moe.router.layer",
 }
+# ... and prefixes (Nemotron-H: checkpoint `backbone.layers.N` is the module `model.layers.N`)
+CHECKPOINT_PREFIX_ALIASES: tuple[tuple[str, str], ...] = (("model.", "backbone."),)
 
 # Synthetic HF names the converter's tables know for the stacked expert tensors, tried in order.
 # (transformers 5 keeps experts fused in 3-D parameters; the converter splits/stacks them before mapping.)
@@ -144,6 +146,10 @@ class TensorNaming:
         for module_suffix, checkpoint_suffix in CHECKPOINT_ALIASES.items():
             if found is None and name.endswith(module_suffix):
                 checkpoint_name = name[: -len(module_suffix)] + checkpoint_suffix
+                found = self.name_map.get_type_and_name(checkpoint_name + ".weight", try_suffixes=(".weight",))
+        for module_prefix, checkpoint_prefix in CHECKPOINT_PREFIX_ALIASES:
+            if found is None and name.startswith(module_prefix):
+                checkpoint_name = checkpoint_prefix + name[len(module_prefix):]
                 found = self.name_map.get_type_and_name(checkpoint_name + ".weight", try_suffixes=(".weight",))
         if found is None:
             return None
