@@ -19,7 +19,8 @@ from gguf import MODEL_TENSOR
 from torch import nn
 
 from imatrix.files.imatrix_file import Imatrix, ImatrixEntry
-from imatrix.model.naming import NamingError, TensorNaming, is_collected_key, unmapped_error
+from imatrix.collect import mla, scaled_experts
+from imatrix.model.naming import BLOCK_INDEX_RE, NamingError, TensorNaming, is_collected_key, unmapped_error
 
 BLOCK_RE = re.compile(r"(^|\.)(layers|h|blocks|block)\.\d+\.")
 ROUTER_KINDS = (MODEL_TENSOR.FFN_GATE_INP, MODEL_TENSOR.FFN_GATE_INP_SHEXP)
@@ -36,6 +37,7 @@ class DenseTarget:
     n_mat: int = 1
     row: int = 0
     hooked: bool = True  # False for a second module reading the same input into the same key (fused q/k/v)
+    out_rows: torch.Tensor | None = None  # the weight rows this key holds when the converter splits the rows
 
 
 @dataclass
@@ -58,6 +60,9 @@ class Plan:
     dense: list[DenseTarget] = field(default_factory=list)
     experts: list[ExpertsTarget] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    multimodal: list[str] = field(default_factory=list)  # tower/projector linears: they go to the mmproj GGUF
+    mla: list[mla.MlaTarget] = field(default_factory=list)  # DeepSeek MLA attention: attn_k_b / attn_v_b (collect.mla)
+    scaled_experts: list[scaled_experts.ScaledExpertsTarget] = field(default_factory=list)  # Llama 4 experts
 
     def shapes(self) -> dict[str, tuple[int, int]]:
         """key → (n_mat, ne0) of its entry."""
@@ -65,6 +70,8 @@ class Plan:
         for t in self.experts:
             shapes.update({k: (t.n_expert, t.hidden) for k in t.up_keys})
             shapes[t.down_key] = (t.n_expert, t.intermediate)
+        for t in [*self.mla, *self.scaled_experts]:
+            shapes.update(t.shapes())
         return shapes
 
 
@@ -88,6 +95,18 @@ def plan_targets(model: nn.Module, naming: TensorNaming, process_output: bool = 
     """Which modules to hook for which keys; raises NamingError for an unmapped linear inside a block."""
     plan = Plan()
     for name, module in model.named_modules():
+        if naming.is_multimodal(name):
+            if isinstance(module, nn.Linear):
+                plan.multimodal.append(name)
+            continue
+        if naming.arch in mla.MLA_ARCHS and mla.is_mla_attention(module):
+            plan.mla.append(mla.mla_target(name, module, int(BLOCK_INDEX_RE.search(name)[1])))
+            continue
+        if naming.arch in mla.MLA_ARCHS and name.endswith(".kv_b_proj"):
+            continue  # the converter writes it as attn_k_b + attn_v_b, fed by the MLA target above
+        if scaled_experts.is_scaled_copy_experts(module):
+            plan.scaled_experts.append(scaled_experts.scaled_experts_target(name, module, naming))
+            continue
         dims = _experts_dims(module)
         if dims is not None:
             up_keys, down_key = naming.fused_experts_keys(name)
@@ -101,11 +120,14 @@ def plan_targets(model: nn.Module, naming: TensorNaming, process_output: bool = 
                 n_expert = _count_experts(model, name)
                 plan.dense.append(DenseTarget(name, module, key, module.in_features, n_expert, expert))
                 continue
-            key = naming.key(name)
+            keys = naming.keys(name)  # several where the converter splits the rows (model.converter_rules)
+            key = keys[0] if keys else None
             if key is not None and is_collected_key(key, process_output):
                 if key == "output.weight" and _is_tied_head(model, module):
-                    key = "token_embd.weight"  # a tied head is token_embd in the output matmul (b11434 collects it)
-                plan.dense.append(DenseTarget(name, module, key, module.in_features))
+                    keys = ["token_embd.weight"]  # a tied head is token_embd in the output matmul (b11434 collects it)
+                rows = naming.split_rows(name, module.out_features) if len(keys) > 1 else [None]
+                plan.dense.extend(DenseTarget(name, module, split_key, module.in_features, out_rows=part)
+                                  for split_key, part in zip(keys, rows))
             elif in_block and not (key or "").startswith("blk."):
                 if not skip_unmapped:
                     raise unmapped_error(name, module, naming.arch)
@@ -304,10 +326,14 @@ def collecting(plan: Plan, stats: Accumulators) -> Iterator[None]:
             overridden.append((module, {a: module.__dict__.get(a) for a in ("_apply_gate", forward)}))
             module._apply_gate = _collecting_apply_gate(stats, target, routed, module._apply_gate)
             setattr(module, forward, _grouped_experts_forward(module))
+        for target in plan.mla:
+            handles.extend(mla.install(target, stats, column_sums))
+        for target in plan.scaled_experts:
+            handles.extend(scaled_experts.install(target, stats))
         yield
     finally:
         for handle in handles:
-            handle.remove()
+            handle() if callable(handle) else handle.remove()
         for module, saved in overridden:
             for attribute, value in saved.items():
                 module.__dict__.pop(attribute, None)
@@ -317,22 +343,39 @@ def collecting(plan: Plan, stats: Accumulators) -> Iterator[None]:
         routed.clear()
 
 
-def column_energy(plan: Plan) -> dict[str, np.ndarray]:
-    """‖W[:, i]‖² over output rows per key (and expert), float32, from the weights as loaded (hybrid importance)."""
-    energy: dict[str, np.ndarray] = {}
+def loaded_parameter(module: nn.Module, name: str) -> torch.Tensor:
+    return getattr(module, name)
+
+
+def column_energy(plan: Plan, energy: dict[str, np.ndarray] | None = None, within=None,
+                  parameter=loaded_parameter) -> dict[str, np.ndarray]:
+    """‖W[:, i]‖² over output rows per key (and expert), float32, from the weights as loaded (hybrid importance).
+
+    `within(module_name)`: only those modules (a layer while --offload sequential has it loaded), added to `energy`;
+    `parameter(module, name)`: where a weight is read from (a device map's offloaded copy), computed where it lives.
+    """
+    energy = {} if energy is None else energy
     shapes = plan.shapes()
+    inside = within or (lambda name: True)
     with torch.no_grad():
-        for target in plan.dense:
+        for target in (t for t in plan.dense if inside(t.module_name)):
             rows = energy.setdefault(target.key, np.zeros(shapes[target.key], dtype=np.float32))
-            weight = target.module.weight.detach()
+            weight = parameter(target.module, "weight").detach()
+            if target.out_rows is not None:
+                weight = weight[target.out_rows.to(weight.device)]  # this key's rows of a converter row split
             rows[target.row] += weight.float().square().sum(dim=0).cpu().numpy()
-        for target in plan.experts:
+        for target in (t for t in plan.experts if inside(t.module_name)):
             module = target.module
-            gate_up, down = module.gate_up_proj.detach().float(), module.down_proj.detach().float()
+            gate_up = parameter(module, "gate_up_proj").detach().float()
+            down = parameter(module, "down_proj").detach().float()
             if getattr(module, "is_transposed", False):
                 gate_up, down = gate_up.transpose(1, 2), down.transpose(1, 2)
             halves = [gate_up] if len(target.up_keys) == 1 else list(gate_up.chunk(2, dim=1))
             for key, weight in zip(target.up_keys, halves):
                 energy[key] = weight.square().sum(dim=1).cpu().numpy()
             energy[target.down_key] = down.square().sum(dim=1).cpu().numpy()
+        for target in (t for t in plan.mla if inside(t.module_name)):
+            energy.update(mla.column_energy(target, parameter))
+        for target in (t for t in plan.scaled_experts if inside(t.module_name)):
+            energy.update(scaled_experts.column_energy(target, parameter))
     return energy

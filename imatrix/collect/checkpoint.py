@@ -40,15 +40,16 @@ class CheckpointPaths:
     gguf: Path
     exact: Path
     state: Path
+    layers: Path  # --offload sequential: accumulators, energies and hidden states after the last finished layer
 
     @classmethod
     def beside(cls, output: Path) -> CheckpointPaths:
-        """OUTPUT.checkpoint.{gguf,npz,json}."""
+        """OUTPUT.checkpoint.{gguf,npz,json,pt}."""
         base = Path(output)
-        return cls(*(base.with_name(f"{base.name}.checkpoint.{ext}") for ext in ("gguf", "npz", "json")))
+        return cls(*(base.with_name(f"{base.name}.checkpoint.{ext}") for ext in ("gguf", "npz", "json", "pt")))
 
     def remove(self) -> None:
-        for path in (self.state, self.gguf, self.exact):  # state first: a half-removed checkpoint is never resumed
+        for path in (self.state, self.gguf, self.exact, self.layers):  # state first: never resume a half-removed one
             path.unlink(missing_ok=True)
 
 
@@ -71,18 +72,42 @@ class RunIdentity:
     chunks_per_batch: int  # batch boundaries fix the float accumulation order
     accumulate: str
     keys_sha256: str  # imatrix keys and shapes (--process-output, --fuse-*, --skip-unmapped)
+    weights_sha256: str = ""  # sizes + fast hash of the weight files: changed weights refuse --resume
+    unit: str = "chunks"  # what a checkpoint counts: chunks (resident) or layers (--offload sequential)
+    hybrid: bool = False  # --hybrid checkpoints also hold the column energies
+
+
+def weights_fingerprint(files: list[Path]) -> str:
+    """Sizes and a fast hash of the weight files (the first and last MiB: the safetensors/GGUF header and a sample
+    of the data), so a checkpoint is not resumed onto changed weights without reading the whole checkpoint."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        size = path.stat().st_size
+        digest.update(f"{path.name}:{size}\n".encode())
+        with open(path, "rb") as handle:
+            digest.update(handle.read(1 << 20))
+            handle.seek(max(0, size - (1 << 20)))
+            digest.update(handle.read(1 << 20))
+    return digest.hexdigest()
+
+
+def source_weight_files(folder: Path, gguf_path: Path | None) -> list[Path]:
+    if gguf_path is not None:
+        return [Path(gguf_path)]
+    return sorted(Path(folder).glob("*.safetensors")) + sorted(Path(folder).glob("*.bin"))
 
 
 def run_identity(*, model_label: str, model_config: dict, dtype: str, data: Path, chunks: np.ndarray,
-                 skip_chunks: int, chunks_per_batch: int, accumulate: str,
-                 shapes: dict[str, tuple[int, int]]) -> RunIdentity:
+                 skip_chunks: int, chunks_per_batch: int, accumulate: str, shapes: dict[str, tuple[int, int]],
+                 weight_files: list[Path] = (), unit: str = "chunks", hybrid: bool = False) -> RunIdentity:
     """The identity of a collection run from its inputs and options."""
     return RunIdentity(
         model=str(model_label), model_config_sha256=sha256_json({"config": model_config, "dtype": dtype}),
         data_sha256=sha256_file(Path(data)), chunks_sha256=hashlib.sha256(np.ascontiguousarray(chunks).tobytes())
         .hexdigest(), ctx_size=int(chunks.shape[1]), n_chunk=int(chunks.shape[0]), skip_chunks=int(skip_chunks),
         chunks_per_batch=int(chunks_per_batch), accumulate=accumulate,
-        keys_sha256=sha256_json(sorted((k, list(v)) for k, v in shapes.items())))
+        keys_sha256=sha256_json(sorted((k, list(v)) for k, v in shapes.items())),
+        weights_sha256=weights_fingerprint(list(weight_files)), unit=unit, hybrid=hybrid)
 
 
 def _needs_exact_sidecar(stats: Accumulators) -> bool:
@@ -261,3 +286,50 @@ def run_resumable(run: Callable[[int, Perplexity | None, Callable], Perplexity |
         if message is not None:
             log(message)
         raise
+
+
+class LayerCheckpointer:
+    """--offload sequential: a checkpoint after every `every` finished layers (accumulators, --hybrid energies and
+    the hidden states leaving that layer); resuming continues at the next layer with bit-identical results."""
+
+    def __init__(self, paths: CheckpointPaths, identity: RunIdentity, every: int, resume: bool = False,
+                 log: Callable[[str], None] = print) -> None:
+        self.paths, self.identity, self.every, self.resume, self.log = paths, identity, every, resume, log
+        self.saved_layers = 0
+
+    def layer_done(self, n_done: int, n_layers: int, stats: Accumulators, energy: dict | None,
+                   hidden: list[torch.Tensor]) -> None:
+        if self.every > 0 and n_done % self.every == 0 and n_done < n_layers:
+            self.save(n_done, stats, energy, hidden)
+
+    def save(self, n_done: int, stats: Accumulators, energy: dict | None, hidden: list[torch.Tensor]) -> None:
+        payload = {"sums": {k: v.detach().cpu() for k, v in stats.sums.items()},
+                   "counts": {k: v.detach().cpu() for k, v in stats.counts.items()},
+                   "energy": energy, "hidden": [h.detach().cpu() for h in hidden]}
+        write_with(self.paths.layers, lambda tmp: torch.save(payload, tmp))
+        state = {"version": STATE_VERSION, "next_layer": int(n_done), "identity": asdict(self.identity),
+                 "files": {"layers": sha256_file(self.paths.layers)}, "perplexity": None}
+        write_atomic(self.paths.state, json.dumps(state, indent=1, sort_keys=True) + "\n")
+        self.saved_layers = n_done
+
+    def load(self, stats: Accumulators, energy: dict | None) -> tuple[int, list[torch.Tensor]]:
+        """Restore stats (and energies); returns (next layer, hidden states leaving the last finished layer)."""
+        state = _read_state(self.paths)
+        _check_identity(self.paths, state.get("identity", {}), self.identity)
+        _check_file(self.paths, self.paths.layers, state.get("files", {}).get("layers"))
+        payload = torch.load(self.paths.layers, weights_only=False)
+        with torch.no_grad():
+            for key in stats.sums:
+                stats.sums[key].copy_(payload["sums"][key])
+                stats.counts[key].copy_(payload["counts"][key])
+        if energy is not None:
+            energy.update(payload["energy"] or {})
+        self.saved_layers = int(state["next_layer"])
+        self.log(f"resuming from {self.paths.state}: layers 0..{self.saved_layers - 1} done")
+        return self.saved_layers, payload["hidden"]
+
+    def failure_message(self, error: BaseException) -> str | None:
+        if not self.saved_layers:
+            return None
+        return (f"{type(error).__name__}; checkpoint {self.paths.state} holds layers 0..{self.saved_layers - 1}: "
+                "rerun with --resume to continue at the next layer")

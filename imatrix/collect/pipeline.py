@@ -101,7 +101,7 @@ def check_context(config, ctx_size: int) -> None:
 
 
 def _run_collect(settings: CollectSettings, log: Callable[[str], None], resources) -> list[str]:
-    from imatrix.collect.accumulators import column_energy, plan_targets
+    from imatrix.collect.accumulators import plan_targets
     from imatrix.collect.checkpoint import CheckpointPaths
     from imatrix.importance.hybrid import mix, write_raw
     from imatrix.model.loading import load_tokenizer, resolve_source
@@ -111,6 +111,12 @@ def _run_collect(settings: CollectSettings, log: Callable[[str], None], resource
     from imatrix.runners.registry import runner_for
 
     source = resolve_source(settings.model, settings.gguf_file)
+    if source.gguf_path is None:  # a HF folder: refuse what cannot be named before any weight is read
+        from imatrix.model.naming import preflight
+
+        for warning in preflight(source.folder, settings.fuse_qkv, settings.fuse_gate_up_exps,
+                                 settings.process_output, settings.skip_unmapped, settings.trust_remote_code):
+            log(f"warning: {warning}")
     tokenizer = load_tokenizer(source, settings.trust_remote_code)
     chunks, n_tokens = load_chunks(settings, source, tokenizer)
     log(f"{settings.data}: {n_tokens} tokens → {len(chunks)} chunks of {settings.ctx_size}")
@@ -122,6 +128,9 @@ def _run_collect(settings: CollectSettings, log: Callable[[str], None], resource
     check_context(model.config, settings.ctx_size)
     naming = TensorNaming.for_config(model.config, settings.fuse_qkv, settings.fuse_gate_up_exps)
     plan = plan_targets(model, naming, settings.process_output, settings.skip_unmapped)
+    if plan.multimodal:
+        log(f"{len(plan.multimodal)} vision/audio tower and projector linears not collected: llama.cpp's converter "
+            "writes them to the mmproj GGUF, which llama-quantize does not quantize with an imatrix")
     for name in plan.skipped:
         log(f"warning: {name} has no GGUF name; skipped (--skip-unmapped)")
     refusal = draft_model_error(model.config)
@@ -133,7 +142,7 @@ def _run_collect(settings: CollectSettings, log: Callable[[str], None], resource
     shapes = plan.shapes()
     if source.gguf_path is not None:
         check_entry_lengths({key: rows * cols for key, (rows, cols) in shapes.items()}, source.gguf_path)
-    energy = column_energy(plan) if settings.hybrid else None
+    energy = runner.column_energy(plan) if settings.hybrid else None  # a sequential runner fills it per layer
     # --process-output: the head (untied or tied) must see every position
     keep_all_logits = any(key in shapes for key in OUTPUT_KEYS)
     request = replace(request, options=replace(request.options, keep_all_logits=keep_all_logits))

@@ -62,7 +62,8 @@ Differences from llama-imatrix:
               help="Hybrid mix: (1-a)*E[a^2] + a*|W|^2*E[a^2], each normalised per tensor and expert.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 @click.option("--save-every", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Write a checkpoint (OUT.checkpoint.gguf + .json) every N chunks (0 = only on Ctrl-C or a crash).")
+              help="Write a checkpoint (OUT.checkpoint.*) every N chunks (0 = only on Ctrl-C or a crash); with "
+                   "--offload sequential: after every N finished layers.")
 @click.option("--resume", is_flag=True,
               help="Continue from OUT's checkpoint; refused when the model, data or chunking options differ.")
 @click.option("--device-map", default=None, type=click.Choice(["auto", "balanced", "balanced_low_0", "sequential"]),

@@ -96,10 +96,39 @@ def load_tokenizer(source: ModelSource, trust_remote_code: bool = False):
         raise ModelLoadError(f"{source.label}: cannot load its tokenizer: {error}") from error
 
 
+def auto_model_class(config):
+    """AutoModelForCausalLM, or for the multimodal checkpoints it does not map (Qwen2.5-VL, Mistral 3, ...)
+    AutoModelForImageTextToText: either way the model with the language-model head, run on token ids only."""
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+
+    if type(config) in AutoModelForCausalLM._model_mapping:
+        return AutoModelForCausalLM
+    if type(config) in AutoModelForImageTextToText._model_mapping:
+        return AutoModelForImageTextToText
+    return AutoModelForCausalLM  # its own error names what transformers supports
+
+
+def load_config(folder, trust_remote_code: bool = False):
+    """config.json of a HF folder, or ModelLoadError naming the folder."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as error:
+        raise ModelLoadError(f"{folder}: cannot read its config.json: {error}") from error
+
+
+def model_class_for(folder, gguf_file: str | None = None, trust_remote_code: bool = False):
+    if gguf_file is not None:
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM
+    return auto_model_class(load_config(folder, trust_remote_code))
+
+
 def load_model(source: ModelSource, options: ModelOptions):
     """The causal LM in eval mode on options.device, with the cache off (each chunk is its own sequence)."""
     import torch
-    from transformers import AutoModelForCausalLM
 
     try:
         device = torch.device(options.device)
@@ -108,7 +137,8 @@ def load_model(source: ModelSource, options: ModelOptions):
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError(f"--device {options.device}: CUDA is not available on this machine")
     try:
-        model = AutoModelForCausalLM.from_pretrained(
+        model_class = model_class_for(source.folder, source.gguf_file, options.trust_remote_code)
+        model = model_class.from_pretrained(
             str(source.folder), gguf_file=source.gguf_file, dtype=torch_dtype(options.dtype),
             trust_remote_code=options.trust_remote_code,
         )

@@ -1,4 +1,9 @@
-"""HF module names → GGUF tensor names (the imatrix keys), through gguf-py's own converter tables."""
+"""HF module names → GGUF tensor names (the imatrix keys), through gguf-py's own converter tables.
+
+The GGUF architecture comes from the converter's registry (converter_archs.TEXT_ARCHITECTURES, keyed by the
+checkpoint's `architectures`); names go through the converter's own filters first (converter_rules: multimodal towers
+skipped, `language_model.` stripped), then gguf.TensorNameMap, then the converter's splits (converter_rules).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,9 @@ from typing import TYPE_CHECKING
 
 import gguf
 from gguf import MODEL_ARCH, MODEL_ARCH_NAMES, MODEL_TENSOR
+
+from imatrix.model import converter_rules
+from imatrix.model.converter_archs import TEXT_ARCHITECTURES
 
 if TYPE_CHECKING:
     from torch import nn
@@ -25,6 +33,14 @@ ARCH_BY_MODEL_TYPE: dict[str, MODEL_ARCH] = {
     "gpt_oss": MODEL_ARCH.GPT_OSS,
 }
 
+# Module names transformers 5 gives after renaming checkpoint keys on load → the checkpoint name the converter sees
+# (GraniteMoe/GraniteMoeHybrid: checkpoint `router.layer.weight` is loaded into a router module's own `weight`).
+CHECKPOINT_ALIASES: dict[str, str] = {
+    "block_sparse_moe.router": "block_sparse_moe.router.layer",
+}
+# ... and prefixes (Nemotron-H: checkpoint `backbone.layers.N` is the module `model.layers.N`)
+CHECKPOINT_PREFIX_ALIASES: tuple[tuple[str, str], ...] = (("model.", "backbone."),)
+
 # Synthetic HF names the converter's tables know for the stacked expert tensors, tried in order.
 # (transformers 5 keeps experts fused in 3-D parameters; the converter splits/stacks them before mapping.)
 EXPERT_PROJ_ALIASES: dict[str, tuple[str, ...]] = {
@@ -37,6 +53,7 @@ EXPERT_PROJ_ALIASES: dict[str, tuple[str, ...]] = {
 PER_EXPERT_PROJ: dict[str, str] = {
     "gate_proj": "gate", "w1": "gate", "up_proj": "up", "w3": "up", "down_proj": "down", "w2": "down",
 }
+BLOCK_INDEX_RE = re.compile(r"(?:^|\.)layers\.(\d+)\.")
 PER_EXPERT_RE = re.compile(r"^(?P<prefix>.+\.experts)\.(?P<expert>\d+)\.(?P<proj>\w+)$")
 
 # Names the converter writes when --fuse-qkv / --fuse-gate-up-exps are used (output-row concatenations, same input).
@@ -59,17 +76,27 @@ def text_config(config):
 
 
 def arch_for_config(config) -> MODEL_ARCH:
-    """gguf MODEL_ARCH for a transformers config, from its model_type."""
+    """gguf MODEL_ARCH for a transformers config: the converter's arch for its `architectures`, else by model_type."""
+    by_name = {name: arch for arch, name in MODEL_ARCH_NAMES.items()}
+    for architecture in getattr(config, "architectures", None) or ():
+        if architecture in TEXT_ARCHITECTURES:
+            arch_name = TEXT_ARCHITECTURES[architecture]
+            if arch_name not in by_name:
+                raise NamingError(
+                    f"{architecture}: llama.cpp's converter writes GGUF architecture {arch_name!r}, which the "
+                    f"installed gguf package {getattr(gguf, '__version__', '')} does not know; install a gguf that "
+                    "has it (e.g. llama.cpp's gguf-py of the same release as your llama.cpp tools)")
+            return by_name[arch_name]
     model_type = getattr(config, "model_type", None) or ""
     if model_type in ARCH_BY_MODEL_TYPE:
         return ARCH_BY_MODEL_TYPE[model_type]
-    by_name = {name: arch for arch, name in MODEL_ARCH_NAMES.items()}
     for candidate in (model_type, model_type.replace("_", ""), model_type.replace("_", "-")):
         if candidate in by_name:
             return by_name[candidate]
     raise NamingError(
-        f"model_type {model_type!r} has no gguf architecture (gguf knows e.g. llama, qwen3, qwen3moe, gemma3, "
-        "gemma4); add it to imatrix.model.naming.ARCH_BY_MODEL_TYPE"
+        f"model_type {model_type!r} (architectures {getattr(config, 'architectures', None)}) has no GGUF "
+        "architecture: llama.cpp's converter (b11434) does not convert it, so llama.cpp cannot use an imatrix for it; "
+        "if a newer converter does, regenerate imatrix/model/converter_archs.py with scripts/converter_tables.py"
     )
 
 
@@ -89,6 +116,8 @@ class TensorNaming:
     n_blocks: int
     fuse_qkv: bool = False
     fuse_gate_up_exps: bool = False
+    has_experts: bool = False  # some converter rules depend on it (converter_rules.RowSplit.dense)
+    config_values: dict = field(default_factory=dict)  # the text config, for converter row layouts
     name_map: gguf.TensorNameMap = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -97,10 +126,31 @@ class TensorNaming:
     @classmethod
     def for_config(cls, config, fuse_qkv: bool = False, fuse_gate_up_exps: bool = False) -> "TensorNaming":
         """Naming for a transformers config: the arch from model_type, n_blocks from num_hidden_layers."""
-        return cls(arch_for_config(config), int(text_config(config).num_hidden_layers), fuse_qkv, fuse_gate_up_exps)
+        arch = arch_for_config(config)
+        if arch in converter_rules.REFUSED:
+            raise NamingError(f"{getattr(config, 'architectures', None) or config.model_type}: "
+                              f"{converter_rules.REFUSED[arch]}")
+        text = text_config(config)
+        experts = any(getattr(text, name, None) for name in ("num_local_experts", "num_experts", "n_routed_experts"))
+        return cls(arch, int(text.num_hidden_layers), fuse_qkv, fuse_gate_up_exps, bool(experts), text.to_dict())
+
+    def is_multimodal(self, hf_name: str) -> bool:
+        """A vision/audio tower or projector module: the converter writes it to the mmproj GGUF, not the text one."""
+        return converter_rules.is_multimodal(hf_name)
 
     def _lookup(self, hf_name: str) -> tuple[MODEL_TENSOR, str] | None:
-        found = self.name_map.get_type_and_name(hf_name + ".weight", try_suffixes=(".weight",))
+        name = converter_rules.converter_text_name(hf_name)
+        if name is None:
+            return None
+        found = self.name_map.get_type_and_name(name + ".weight", try_suffixes=(".weight",))
+        for module_suffix, checkpoint_suffix in CHECKPOINT_ALIASES.items():
+            if found is None and name.endswith(module_suffix):
+                checkpoint_name = name[: -len(module_suffix)] + checkpoint_suffix
+                found = self.name_map.get_type_and_name(checkpoint_name + ".weight", try_suffixes=(".weight",))
+        for module_prefix, checkpoint_prefix in CHECKPOINT_PREFIX_ALIASES:
+            if found is None and name.startswith(module_prefix):
+                checkpoint_name = checkpoint_prefix + name[len(module_prefix):]
+                found = self.name_map.get_type_and_name(checkpoint_name + ".weight", try_suffixes=(".weight",))
         if found is None:
             return None
         kind, key = found
@@ -115,6 +165,31 @@ class TensorNaming:
         """Imatrix key for a module (Linear, router) name, or None when the converter has no name for it."""
         found = self._lookup(hf_name)
         return None if found is None else found[1]
+
+    def _row_split(self, hf_name: str) -> tuple[converter_rules.RowSplit, str] | None:
+        block = BLOCK_INDEX_RE.search(hf_name)
+        if block is None or self.is_multimodal(hf_name):
+            return None
+        for (arch, suffix), split in converter_rules.ROW_SPLITS.items():
+            if arch == self.arch and hf_name.endswith(suffix):
+                return split, block[1]
+        return None
+
+    def keys(self, hf_name: str) -> list[str]:
+        """Every key a linear's input feeds: one, or several where the converter splits its rows (converter_rules)."""
+        found = self._row_split(hf_name)
+        if found is not None:
+            split, block = found
+            return [gguf.TENSOR_NAMES[kind].format(bid=block) + ".weight" for kind in split.for_model(self.has_experts)]
+        key = self.key(hf_name)
+        return [] if key is None else [key]
+
+    def split_rows(self, hf_name: str, n_out: int) -> list:
+        """Row indices of the weight that each of keys(hf_name) holds (for the column energies of --hybrid)."""
+        split, _ = self._row_split(hf_name)
+        if split.rows is None:
+            raise NamingError(f"{hf_name}: no row layout known for its converter split")
+        return split.rows(self.config_values, n_out)
 
     def kind(self, hf_name: str) -> MODEL_TENSOR | None:
         found = self._lookup(hf_name)
@@ -131,6 +206,8 @@ class TensorNaming:
     def fused_experts_keys(self, experts_prefix: str) -> tuple[list[str], str]:
         """Keys fed by a fused 3-D gate_up_proj (one fused key or gate + up) and the down_proj key."""
         fused = self.expert_key(experts_prefix, "gate_up")
+        if self.arch in converter_rules.SPLIT_GATE_UP_EXPS and not self.fuse_gate_up_exps:
+            fused = None  # the converter splits gate_up_proj into gate + up for this arch (converter_rules)
         if fused is not None:
             up_keys = [fused]
         else:
@@ -155,6 +232,25 @@ class TensorNaming:
 # What b11434's --process-output adds (its is_output rule): the head, the tied head (token_embd used as the output
 # matmul) and a NextN draft's post-projection.
 OUTPUT_KEYS = ("output.weight", "token_embd.weight", "nextn.post_projection.weight")
+
+
+def preflight(folder, fuse_qkv: bool, fuse_gate_up_exps: bool, process_output: bool, skip_unmapped: bool,
+              trust_remote_code: bool = False) -> list[str]:
+    """Name every linear of the model before any weight is read: an empty (meta-device) copy from config.json goes
+    through the same naming and planning, so an unknown or refused architecture and an unmapped module stop the
+    run up front with the module's name and what to do. Returns the warnings of model.divergence for its config."""
+    import torch
+
+    from imatrix.collect.accumulators import plan_targets
+    from imatrix.model.divergence import divergence_warnings
+    from imatrix.model.loading import auto_model_class, load_config
+
+    config = load_config(folder, trust_remote_code)
+    naming = TensorNaming.for_config(config, fuse_qkv, fuse_gate_up_exps)
+    with torch.device("meta"):
+        model = auto_model_class(config).from_config(config, trust_remote_code=trust_remote_code)
+    plan_targets(model, naming, process_output, skip_unmapped)
+    return divergence_warnings(naming.arch, config)
 
 
 def is_collected_key(key: str, process_output: bool) -> bool:

@@ -146,6 +146,8 @@ class Runner(Protocol):
     def run(self, request: RunRequest, model: torch.nn.Module, plan: Plan, stats: Accumulators,
             on_chunks_done: Callable[[int], None]) -> Perplexity | None: ...
 
+    def column_energy(self, plan: Plan) -> dict[str, np.ndarray]: ...  # --hybrid: ‖W[:, i]‖² of every key
+
     def is_writer(self) -> bool: ...
 
 

@@ -12,9 +12,10 @@ import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
 
+import numpy as np
 import torch
 
-from imatrix.collect.accumulators import Accumulators, Plan
+from imatrix.collect.accumulators import Accumulators, Plan, column_energy
 from imatrix.model.loading import ModelLoadError, ModelSource, torch_dtype
 from imatrix.runners.base import Perplexity, RunRequest
 from imatrix.runners.distributed import World
@@ -72,11 +73,11 @@ def parse_max_memory(text: str | None) -> dict | None:
 def load_device_mapped(source: ModelSource, device_map: str, dtype: str, trust_remote_code: bool,
                        max_memory: dict | None, resources: ExitStack):
     """from_pretrained(device_map=...) with a temporary offload folder that lives as long as `resources`."""
-    from transformers import AutoModelForCausalLM
+    from imatrix.model.loading import model_class_for
 
     offload_folder = resources.enter_context(tempfile.TemporaryDirectory(prefix="imatrix-offload-"))
     try:
-        model = AutoModelForCausalLM.from_pretrained(
+        model = model_class_for(source.folder, source.gguf_file, trust_remote_code).from_pretrained(
             str(source.folder), gguf_file=source.gguf_file, dtype=torch_dtype(dtype), device_map=device_map,
             max_memory=max_memory, offload_folder=offload_folder, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
@@ -93,9 +94,6 @@ class DeviceMapRunner:
     name = "device_map"
 
     def refusal(self, request: RunRequest) -> str | None:
-        if request.hybrid:
-            return ("--hybrid with --device-map: the column energies need every weight resident, and a device map "
-                    "may offload some to cpu/disk; collect without --hybrid, or on one device")
         if World.from_env().active:
             return "--device-map: not supported under torchrun (each rank holds a whole model); drop one"
         return None
@@ -112,5 +110,21 @@ class DeviceMapRunner:
             on_chunks_done: Callable[[int], None]) -> Perplexity | None:
         return ResidentRunner().run(request, model, plan, stats, on_chunks_done)
 
+    def column_energy(self, plan: Plan) -> dict[str, np.ndarray]:
+        """Each weight's energies computed where it lives: its device, or accelerate's cpu/disk offload copy."""
+        return column_energy(plan, parameter=placed_parameter)
+
     def is_writer(self) -> bool:
         return True
+
+
+def placed_parameter(module: torch.nn.Module, name: str) -> torch.Tensor:
+    """A module's parameter, or (offloaded: left on the meta device) the copy accelerate's hook loads it from."""
+    value = getattr(module, name)
+    if value.device.type != "meta":
+        return value
+    hook = getattr(module, "_hf_hook", None)
+    weights = getattr(hook, "weights_map", None)
+    if weights is None:
+        raise ModelLoadError(f"{type(module).__name__}.{name} is offloaded, and accelerate's hook holds no copy of it")
+    return weights[name]

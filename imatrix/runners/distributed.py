@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from imatrix.collect.accumulators import Accumulators, Plan
+from imatrix.collect.accumulators import Accumulators, Plan, column_energy
 from imatrix.model.loading import ModelOptions, load_model
 from imatrix.runners.base import Perplexity, RunOptions, RunRequest
 from imatrix.runners.resident import run_resident
@@ -75,6 +75,13 @@ def rank_chunks(n_chunk: int, per_batch: int, rank: int, world_size: int) -> np.
     one rank's list, and each list cut into batches of `per_batch` keeps the single-process batch boundaries."""
     chunk = np.arange(n_chunk)
     return chunk[batch_owner(chunk // per_batch, world_size) == rank]
+
+
+def shard(n_chunk: int, per_batch: int, rank: int, world_size: int) -> tuple[int, int]:
+    """[first, stop) chunks of `rank`: a contiguous share of whole batches, every chunk in exactly one share."""
+    n_batch = -(-n_chunk // per_batch)
+    first_batch, stop_batch = n_batch * rank // world_size, n_batch * (rank + 1) // world_size
+    return min(first_batch * per_batch, n_chunk), min(stop_batch * per_batch, n_chunk)
 
 
 class RecordingPerplexity(Perplexity):
@@ -169,6 +176,88 @@ def run_distributed(model: torch.nn.Module, chunks: np.ndarray, plan: Plan, stat
     return perplexity_in_order(gathered, owners)
 
 
+class LayerBatchPartials:
+    """--offload sequential under torchrun: batch b's partial sums are filled layer by layer (each layer's keys copied
+    out to the host, and zeroed, after that layer ran batch b), so rank 0 adds the same per-batch partials in the
+    single-process order. Unlike RoundReduction this keeps one host copy per batch of the shard: the sequential
+    runner finishes a layer for every batch before the next layer, so no round can be reduced early."""
+
+    def __init__(self, stats: Accumulators) -> None:
+        self.stats, self.keys = stats, sorted(stats.sums)
+        self.partials: list[torch.Tensor] = []
+        self.offsets, offset = {}, 0
+        for key in self.keys:
+            self.offsets[key] = offset
+            offset += stats.sums[key].numel()
+
+    def flat_size(self) -> int:
+        return sum(self.stats.sums[k].numel() for k in self.keys)
+
+    def layer_batch_done(self, keys: list[str], batch: int) -> None:
+        while len(self.partials) <= batch:
+            self.partials.append(torch.zeros(self.flat_size(), dtype=self.stats.dtype))
+        for key in keys:
+            values = self.stats.sums[key]
+            self.partials[batch][self.offsets[key]:self.offsets[key] + values.numel()] += values.reshape(-1).cpu()
+            values.zero_()
+
+    def store(self, flat: torch.Tensor) -> None:
+        for key in self.keys:
+            target = self.stats.sums[key]
+            target.copy_(flat[self.offsets[key]:self.offsets[key] + target.numel()].view_as(target))
+
+
+def reduce_in_chunk_order(partials: LayerBatchPartials, owners: list[int], world: World, device: torch.device) -> None:
+    """Rank 0 adds every batch's partial in batch order (its own, or received from the owning rank): the additions of
+    a single-process run, in its order. Counts: one all-reduce per key."""
+    import torch.distributed as dist
+
+    stats = partials.stats
+    for key in partials.keys:
+        dist.all_reduce(stats.counts[key], op=dist.ReduceOp.SUM)
+    total = torch.zeros(partials.flat_size(), dtype=stats.dtype, device=device)
+    received = torch.empty_like(total)
+    mine = iter(partials.partials)
+    for owner in owners:
+        if world.rank == 0:
+            if owner == 0:
+                total += next(mine).to(device)
+            else:
+                dist.recv(received, src=owner)
+                total += received
+        elif world.rank == owner:
+            dist.send(next(mine).to(device), dst=0)
+    if world.rank == 0:
+        partials.store(total)
+
+
+def run_distributed_sequential(chunks: np.ndarray, stats: Accumulators, options: RunOptions, world: World,
+                               run_shard, partials: LayerBatchPartials) -> Perplexity | None:
+    """--offload sequential under torchrun: this rank's contiguous share of whole batches through `run_shard(chunks,
+    options, perplexity)` (the sequential runner, filling `partials`), then rank 0 adds every batch in order."""
+    import torch.distributed as dist
+
+    per_batch = options.chunks_per_batch(chunks.shape[1])
+    n_batch = -(-len(chunks) // per_batch)
+    owners = [next(r for r in range(world.world_size) if shard(len(chunks), per_batch, r, world.world_size)[1]
+                   > b * per_batch) for b in range(n_batch)]
+    first, stop = shard(len(chunks), per_batch, world.rank, world.world_size)
+    recording = RecordingPerplexity() if options.compute_ppl else None
+    if stop > first:
+        local = RunOptions(options.batch_size, options.compute_ppl, 0, options.keep_all_logits,
+                           options.progress and world.is_writer)
+        run_shard(chunks[first:stop], local, recording)
+    reduce_in_chunk_order(partials, owners, world, next(iter(stats.sums.values())).device)
+    gathered: list = [None] * world.world_size
+    if recording is not None:
+        dist.all_gather_object(gathered, recording.chunk_sums)
+    dist.barrier()  # see run_distributed
+    dist.destroy_process_group()
+    if recording is None:
+        return None
+    return perplexity_in_order(gathered, [owners[chunk // per_batch] for chunk in range(len(chunks))])
+
+
 class DistributedRunner:
     """Under torchrun (WORLD_SIZE > 1): every rank loads the whole model on its device and collects its shard."""
 
@@ -196,6 +285,9 @@ class DistributedRunner:
         world = World.from_env()
         request.log(f"rank {world.rank}/{world.world_size}: data-parallel collection")
         return run_distributed(model, request.chunks, plan, stats, request.options, world)
+
+    def column_energy(self, plan: Plan) -> dict[str, np.ndarray]:
+        return column_energy(plan)
 
     def is_writer(self) -> bool:
         return World.from_env().is_writer

@@ -8,7 +8,7 @@ from contextlib import ExitStack
 import numpy as np
 import torch
 
-from imatrix.collect.accumulators import Accumulators, Plan, collecting
+from imatrix.collect.accumulators import Accumulators, Plan, collecting, column_energy
 from imatrix.model.loading import load_model
 from imatrix.runners.base import (
     NonFiniteError,
@@ -38,7 +38,7 @@ class ResidentRunner:
 
     def run(self, request: RunRequest, model: torch.nn.Module, plan: Plan, stats: Accumulators,
             on_chunks_done: Callable[[int], None]) -> Perplexity | None:
-        from imatrix.collect.checkpoint import CheckpointPaths, run_identity, run_resumable
+        from imatrix.collect.checkpoint import CheckpointPaths, run_identity, run_resumable, source_weight_files
 
         chunks, options, checkpoint = request.chunks, request.options, request.checkpoint
 
@@ -52,9 +52,12 @@ class ResidentRunner:
             model_label=request.source.label, model_config=model.config.to_dict(), dtype=request.model.dtype,
             data=checkpoint.data, chunks=chunks, skip_chunks=checkpoint.skip_chunks,
             chunks_per_batch=options.chunks_per_batch(chunks.shape[1]), accumulate=request.accumulate,
-            shapes=plan.shapes())
+            shapes=plan.shapes(), weight_files=source_weight_files(request.source.folder, request.source.gguf_path))
         return run_resumable(run, stats, CheckpointPaths.beside(checkpoint.output), identity, list(request.datasets),
                              every=checkpoint.every, resume=checkpoint.resume, log=request.log)
+
+    def column_energy(self, plan: Plan) -> dict[str, np.ndarray]:
+        return column_energy(plan)
 
     def is_writer(self) -> bool:
         return True

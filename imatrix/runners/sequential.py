@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from imatrix.collect.accumulators import Accumulators, Plan, collecting
+from imatrix.collect.accumulators import Accumulators, Plan, collecting, column_energy
+from imatrix.model.converter_rules import is_multimodal
 from imatrix.model.loading import ModelLoadError
 from imatrix.runners.base import (
     NonFiniteError,
@@ -86,9 +87,11 @@ class _Recording:
 
 
 def decoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
-    """The decoder's layer list (`model.layers` for the supported causal LMs) and its qualified name."""
+    """The text decoder's layer list (`model.layers`, `model.language_model.layers`) and its qualified name; the layer
+    lists of vision/audio towers (multimodal checkpoints) are not it."""
     for name, module in model.named_modules():
-        if name.endswith("layers") and isinstance(module, nn.ModuleList) and len(module) > 0:
+        if (name.endswith("layers") and isinstance(module, nn.ModuleList) and len(module) > 0
+                and not is_multimodal(name)):
             return name, module
     raise ModelLoadError(f"{type(model).__name__}: no decoder layer list found; --offload sequential cannot run it")
 
@@ -111,6 +114,8 @@ class LayerLoader:
         self.keys_by_layer: dict[int | None, list[tuple[str, object]]] = {}
         for handle in self.handles:
             for key in handle.keys():
+                if is_multimodal(key):
+                    continue  # towers/projectors: never run on text, never loaded (they stay on meta)
                 match = LAYER_KEY_RE.search(key)
                 self.keys_by_layer.setdefault(int(match.group(1)) if match else None, []).append((key, handle))
         self.model, self.device, self.dtype = model, device, dtype
@@ -130,7 +135,9 @@ class LayerLoader:
 
 def load_skeleton(folder: Path, dtype_name: str, device: torch.device, trust_remote_code: bool = False):
     """(model with only the non-layer weights on `device`, LayerLoader): from_pretrained's steps, minus the layers."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig
+
+    from imatrix.model.loading import auto_model_class
 
     from imatrix.model.loading import torch_dtype
 
@@ -143,11 +150,11 @@ def load_skeleton(folder: Path, dtype_name: str, device: torch.device, trust_rem
         dtype = getattr(config, "dtype", None) or torch.float32
         dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
+        model = auto_model_class(config).from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
     loader = LayerLoader(folder, model, device, dtype)
     loaded = loader.load(None)
     layers_name, _ = decoder_layers(model)
-    outside = {k for k in model.state_dict() if not k.startswith(layers_name + ".")}
+    outside = {k for k in model.state_dict() if not k.startswith(layers_name + ".") and not is_multimodal(k)}
     # transformers' own steps for what the checkpoint does not hold: tied weights, non-persistent buffers (rotary)
     model._move_missing_keys_from_meta_to_device(outside - loaded, {"": device}, None, None)
     model._initialize_missing_keys(False)
@@ -194,9 +201,13 @@ def _hidden_home(device: torch.device, total_bytes: int) -> torch.device:
 
 
 def run_sequential(model: nn.Module, loader: LayerLoader, chunks: np.ndarray, plan: Plan, stats: Accumulators,
-                   options: RunOptions,
-                   log: Callable[[str], None] = print) -> tuple[Perplexity | None, SequentialReport]:
-    """Collect over all chunks one decoder layer at a time (see the module docstring)."""
+                   options: RunOptions, log: Callable[[str], None] = print,
+                   energy: dict[str, np.ndarray] | None = None, checkpointer=None,
+                   on_layer_batch_done: Callable[[int, int], None] | None = None,
+                   perplexity: Perplexity | None = None) -> tuple[Perplexity | None, SequentialReport]:
+    """Collect over all chunks one decoder layer at a time (see the module docstring). With `energy` (--hybrid), the
+    column energies of each layer's weights are added to it while that layer is loaded. With a `checkpointer`
+    (collect.checkpoint.LayerCheckpointer) finished layers are checkpointed, and a resumed run starts after them."""
     from tqdm.auto import tqdm
 
     device, report = loader.device, SequentialReport()
@@ -205,19 +216,36 @@ def run_sequential(model: nn.Module, loader: LayerLoader, chunks: np.ndarray, pl
     n_chunk, ctx_size = chunks.shape
     per_batch = options.chunks_per_batch(ctx_size)
     batches = [(start, min(start + per_batch, n_chunk)) for start in range(0, n_chunk, per_batch)]
+    layers_name, _ = decoder_layers(model)
     recording = _Recording(len(decoder_layers(model)[1]))
+    if energy is not None:  # the weights outside the layers (an untied head) are loaded for the whole run
+        column_energy(plan, energy, within=lambda name: not name.startswith(layers_name + "."))
     with torch.no_grad():
         with _stand_ins(model, recording) as real_layers:
             hidden, calls = _record_inputs(model, chunks, batches, device, recording, report)
+        start = 0
+        if checkpointer is not None and checkpointer.resume:
+            start, saved = checkpointer.load(stats, energy)
+            hidden = [h.to(hidden[i].device).pin_memory() if hidden[i].is_pinned() else h.to(hidden[i].device)
+                      for i, h in enumerate(saved)]
         log(f"sequential: {len(real_layers)} decoder layers x {len(batches)} micro-batches; hidden states "
             f"{report.hidden_bytes / 2**20:.1f} MiB on {report.hidden_on}")
         bar = tqdm(total=len(real_layers) * n_chunk * ctx_size, unit="tok", unit_scale=True,
                    disable=not options.progress, desc="collect (sequential)", dynamic_ncols=True)
+        bar.update(start * n_chunk * ctx_size)
         with collecting(plan, stats), bar:
             for index, layer in enumerate(real_layers):
-                _run_layer(index, layer, loader, hidden, calls, batches, device, stats, report, bar)
+                if index < start:
+                    continue  # finished before the checkpoint this run resumed from
+                loader.load(index)
+                if energy is not None:
+                    prefix = f"{layers_name}.{index}."
+                    column_energy(plan, energy, within=lambda name: name.startswith(prefix))
+                _run_layer(index, layer, hidden, calls, batches, device, stats, report, bar, on_layer_batch_done)
+                if checkpointer is not None:
+                    checkpointer.layer_done(index + 1, len(real_layers), stats, energy, hidden)
             with _stand_ins(model, recording):
-                perplexity = _final_pass(model, chunks, batches, hidden, device, options, recording)
+                perplexity = _final_pass(model, chunks, batches, hidden, device, options, recording, perplexity)
     if device.type == "cuda":
         report.peak_device_bytes = torch.cuda.max_memory_allocated(device)
     return perplexity, report
@@ -258,9 +286,8 @@ def _record_inputs(model, chunks, batches, device, recording, report):
     return hidden, calls
 
 
-def _run_layer(index, layer, loader, hidden, calls, batches, device, stats, report, bar) -> None:
-    """Materialise layer `index`, push every micro-batch through it in place, check the sums, free it."""
-    loader.load(index)
+def _run_layer(index, layer, hidden, calls, batches, device, stats, report, bar, on_batch_done=None) -> None:
+    """Push every micro-batch through the loaded layer `index` in place, check the sums, free it."""
     report.peak_layer_bytes = max(report.peak_layer_bytes, materialised_bytes(layer))
     for b, (start, stop) in enumerate(batches):
         args, kwargs = calls[b][index]
@@ -273,15 +300,17 @@ def _run_layer(index, layer, loader, hidden, calls, batches, device, stats, repo
         else:
             hidden[b] = out
         bar.update((stop - start) * x.shape[1])
+        if on_batch_done is not None:
+            on_batch_done(index, b)
     bad = stats.first_nonfinite()
     if bad is not None:
         raise NonFiniteError(f"non-finite values detected in {bad} while processing layer {index}")
     layer.to("meta")
 
 
-def _final_pass(model, chunks, batches, hidden, device, options, recording) -> Perplexity | None:
+def _final_pass(model, chunks, batches, hidden, device, options, recording, perplexity=None) -> Perplexity | None:
     """The model's forward with layer 0 replaced by the final hidden states: its own norm/head give the logits."""
-    perplexity = Perplexity() if options.compute_ppl else None
+    perplexity = (perplexity or Perplexity()) if options.compute_ppl else None
     if perplexity is None and not options.keep_all_logits:
         return None
     keep = logits_to_keep(options, chunks.shape[1])
@@ -303,34 +332,98 @@ class SequentialRunner:
 
     def refusal(self, request: RunRequest) -> str | None:
         clashes = [name for name, given in (
-            ("--device-map", request.device_map), ("torchrun", _torchrun_active()),
-            ("--save-every", request.checkpoint is not None and request.checkpoint.every),
-            ("--resume", request.checkpoint is not None and request.checkpoint.resume),
-            ("--hybrid", request.hybrid), ("--gguf-file/.gguf", request.source.gguf_file)) if given]
+            ("--device-map", request.device_map),
+            ("torchrun with --save-every/--resume", _torchrun_active() and request.checkpoint is not None
+             and request.checkpoint.active),
+            ("--gguf-file/.gguf", request.source.gguf_file)) if given]
         if clashes:
             return (f"--offload sequential: cannot be combined with {', '.join(clashes)} (it streams one layer of a "
                     "safetensors checkpoint at a time and finishes each layer for all chunks)")
         return None
 
     def load(self, request: RunRequest, resources) -> nn.Module:
-        model, loader = load_skeleton(request.source.folder, request.model.dtype, parse_device(request.model.device),
+        from imatrix.runners.distributed import World, init_process_group
+
+        world = World.from_env()
+        self.device = parse_device(world.device(request.model.device))  # torchrun: cuda → cuda:LOCAL_RANK
+        init_process_group(world, str(self.device))
+        model, loader = load_skeleton(request.source.folder, request.model.dtype, self.device,
                                       request.model.trust_remote_code)
         self.loader = loader  # the skeleton's layer loader, used by run()
         return model
 
     def accumulators(self, request: RunRequest, model: nn.Module, shapes: dict[str, tuple[int, int]]) -> Accumulators:
-        return Accumulators(shapes, parse_device(request.model.device), request.accumulator_dtype)
+        return Accumulators(shapes, self.device, request.accumulator_dtype)
 
     def run(self, request: RunRequest, model: nn.Module, plan: Plan, stats: Accumulators,
             on_chunks_done: Callable[[int], None]) -> Perplexity | None:
-        perplexity, report = run_sequential(model, self.loader, request.chunks, plan, stats, request.options,
-                                            request.log)
+        energy = self.energy if request.hybrid else None
+        if _torchrun_active():
+            return self._run_ranks(request, model, plan, stats, energy)
+        checkpointer = self._checkpointer(request, model, plan)
+        try:
+            perplexity, report = run_sequential(model, self.loader, request.chunks, plan, stats, request.options,
+                                                request.log, energy, checkpointer)
+        except BaseException as error:
+            message = None if checkpointer is None else checkpointer.failure_message(error)
+            if message is not None:
+                request.log(message)
+            raise
         for line in report.lines():
             request.log(line)
         return perplexity
 
+    def _run_ranks(self, request: RunRequest, model: nn.Module, plan: Plan, stats: Accumulators, energy):
+        """torchrun: each rank streams every layer over its share of the chunks; per-(layer, batch) partials are
+        added on rank 0 in batch order (imatrix.runners.distributed), so the file is the single-process one."""
+        from imatrix.runners.distributed import LayerBatchPartials, World, run_distributed_sequential
+
+        world = World.from_env()
+        if "output.weight" in plan.shapes():
+            raise ModelLoadError("--process-output with --offload sequential under torchrun: not supported; drop one")
+        request.log(f"rank {world.rank}/{world.world_size}: data-parallel collection, layers streamed")
+        layers_name, layers = decoder_layers(model)
+        keys_of = [sorted({key for t in [*plan.dense, *plan.experts, *plan.mla, *plan.scaled_experts]
+                           if t.module_name.startswith(f"{layers_name}.{i}.")
+                           for key in getattr(t, "up_keys", [])
+                           + [getattr(t, name) for name in ("key", "down_key", "k_b_key", "v_b_key") if hasattr(t, name)]})
+                   for i in range(len(layers))]
+        partials = LayerBatchPartials(stats)
+
+        def run_shard(shard_chunks, options, perplexity):
+            run_sequential(model, self.loader, shard_chunks, plan, stats, options, lambda line: None, energy,
+                           on_layer_batch_done=lambda layer, batch: partials.layer_batch_done(keys_of[layer], batch),
+                           perplexity=perplexity)
+
+        return run_distributed_sequential(request.chunks, stats, request.options, world, run_shard, partials)
+
+    def _checkpointer(self, request: RunRequest, model: nn.Module, plan: Plan):
+        """--save-every N (a checkpoint after every N finished layers) / --resume, or None."""
+        from imatrix.collect.checkpoint import (CheckpointPaths, LayerCheckpointer, run_identity,
+                                                source_weight_files)
+
+        checkpoint = request.checkpoint
+        if checkpoint is None:
+            return None
+        chunks = request.chunks
+        identity = run_identity(
+            model_label=request.source.label, model_config=model.config.to_dict(), dtype=request.model.dtype,
+            data=checkpoint.data, chunks=chunks, skip_chunks=checkpoint.skip_chunks,
+            chunks_per_batch=request.options.chunks_per_batch(chunks.shape[1]), accumulate=request.accumulate,
+            shapes=plan.shapes(), weight_files=source_weight_files(request.source.folder, None), unit="layers",
+            hybrid=request.hybrid)
+        return LayerCheckpointer(CheckpointPaths.beside(checkpoint.output), identity, checkpoint.every,
+                                 checkpoint.resume, request.log)
+
+    def column_energy(self, plan: Plan) -> dict[str, np.ndarray]:
+        """Filled during run(): each layer's energies are taken while the layer is loaded."""
+        self.energy: dict[str, np.ndarray] = {}
+        return self.energy
+
     def is_writer(self) -> bool:
-        return True
+        from imatrix.runners.distributed import World
+
+        return World.from_env().is_writer
 
 
 def _torchrun_active() -> bool:

@@ -58,6 +58,11 @@ def test_bad_max_memory_is_named(text, message):
         parse_max_memory(text)
 
 
-def test_device_map_refuses_hybrid(tiny_folder, text_file, tmp_path):  # noqa: F811
-    result = invoke(tiny_folder, text_file, tmp_path / "x.gguf", "--device-map", "auto", "--hybrid")
-    assert result.exit_code == 1 and "--hybrid" in result.output
+def test_device_map_hybrid_equals_resident_hybrid(tiny_folder, text_file, tmp_path):  # noqa: F811
+    """--hybrid with disk-offloaded modules: energies of offloaded weights come from accelerate's copies."""
+    resident, mapped = tmp_path / "resident.gguf", tmp_path / "mapped.gguf"
+    first = invoke(tiny_folder, text_file, resident, "--hybrid")
+    second = invoke(tiny_folder, text_file, mapped, "--hybrid", "--device-map", "auto", "--max-memory", MAX_MEMORY)
+    assert first.exit_code == 0 and second.exit_code == 0, second.output
+    assert mapped.read_bytes() == resident.read_bytes()
+    assert (tmp_path / "mapped.raw.gguf").read_bytes() == (tmp_path / "resident.raw.gguf").read_bytes()

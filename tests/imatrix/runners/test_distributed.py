@@ -111,3 +111,25 @@ def test_gloo_processes_write_the_single_process_file(tiny_folder, text_file, tm
     assert parallel.read_bytes() == single.read_bytes()  # dense and MoE sums, counts, metadata: byte for byte
     assert read_imatrix(parallel).chunk_count == 9
     assert not list(tmp_path.glob("*.checkpoint.*"))
+
+
+@pytest.mark.timeout(300)
+def test_gloo_processes_streaming_layers_write_the_single_process_file(tiny_folder, text_file, tmp_path):  # noqa: F811
+    """torchrun + --offload sequential (+ --hybrid): ranks split the chunks, each streams the layers; rank 0 adds the
+    per-(layer, batch) partials in batch order, so the file equals the single-process resident one."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    root = Path(__file__).resolve().parents[3]
+    single = tmp_path / "single.gguf"
+    reference = subprocess.run([str(IMATRIX_SCRIPT), *_collect_command(tiny_folder, text_file, single), "--hybrid"],
+                               capture_output=True, text=True, timeout=120, env=env, cwd=root)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    parallel = tmp_path / "parallel.gguf"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               str(IMATRIX_SCRIPT), *_collect_command(tiny_folder, text_file, parallel), "--hybrid",
+               "--offload", "sequential"]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=280, env=env, cwd=root)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "rank 1/2: data-parallel collection, layers streamed" in completed.stderr
+    assert _ppl_line(completed.stdout) == _ppl_line(reference.stdout)
+    assert parallel.read_bytes() == single.read_bytes()
+    assert (tmp_path / "parallel.raw.gguf").read_bytes() == (tmp_path / "single.raw.gguf").read_bytes()

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from imatrix.collect.accumulators import Accumulators, plan_targets
+from imatrix.collect.checkpoint import CheckpointPaths
 from imatrix.model.naming import TensorNaming
 from imatrix.runners.base import RunOptions
 from imatrix.runners.resident import run_resident
@@ -94,11 +95,38 @@ def test_cli_sequential_writes_the_resident_file(tiny_folder, text_file, tmp_pat
     assert "decoder-layer weights materialised at once" in second.output
 
 
-@pytest.mark.parametrize("extra,named", [(["--device-map", "auto"], "--device-map"), (["--save-every", "2"], "--save-every"),
-                                         (["--hybrid"], "--hybrid")])
+@pytest.mark.parametrize("extra,named", [(["--device-map", "auto"], "--device-map")])
 def test_cli_sequential_refuses_combinations(tiny_folder, text_file, tmp_path, extra, named):  # noqa: F811
     result = invoke(tiny_folder, text_file, tmp_path / "x.gguf", "--offload", "sequential", *extra)
     assert result.exit_code == 1 and named in result.output and "--offload sequential" in result.output
+
+
+def test_cli_sequential_hybrid_writes_the_resident_files(tiny_folder, text_file, tmp_path):  # noqa: F811
+    """--hybrid: each layer's column energies are taken while it is loaded; mixed and raw files equal resident's."""
+    resident, sequential = tmp_path / "resident.gguf", tmp_path / "sequential.gguf"
+    first = invoke(tiny_folder, text_file, resident, "--hybrid")
+    second = invoke(tiny_folder, text_file, sequential, "--hybrid", "--offload", "sequential")
+    assert first.exit_code == 0 and second.exit_code == 0, second.output
+    assert sequential.read_bytes() == resident.read_bytes()
+    assert (tmp_path / "sequential.raw.gguf").read_bytes() == (tmp_path / "resident.raw.gguf").read_bytes()
+
+
+def test_multimodal_checkpoint_streams_its_text_layers(tmp_path):
+    """Gemma 4 as published (text + vision): the text decoder's layers stream, the vision tower is never loaded."""
+    from tests.imatrix.model.test_converter_rules import _gemma4_multimodal
+
+    model, _ = _gemma4_multimodal()
+    folder = tmp_path / "gemma4-mm"
+    model.save_pretrained(folder)
+    chunks, options = _chunks(3), RunOptions(batch_size=2, progress=False)
+    expected, expected_ppl = _resident(folder, chunks, options)
+    stats, perplexity, _, skeleton = _sequential(folder, chunks, options)
+    assert decoder_layers(skeleton)[0].endswith("language_model.layers")
+    assert all(p.is_meta for name, p in skeleton.named_parameters() if "vision" in name)
+    assert sorted(stats.sums) == sorted(expected.sums)
+    for key in expected.sums:
+        assert torch.equal(stats.sums[key], expected.sums[key]), key
+    assert perplexity.per_chunk == expected_ppl.per_chunk
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -125,3 +153,58 @@ def test_untied_head_with_process_output_and_bf16(tmp_path, dtype):
     for key in expected.sums:
         assert torch.equal(stats.sums[key], expected.sums[key]), key
     assert perplexity.per_chunk == expected_ppl.per_chunk
+
+
+def _fail_in_layer(monkeypatch, layer_index: int, error: BaseException):
+    """Make the sequential run fail while it runs decoder layer `layer_index` (after the earlier layers finished)."""
+    from imatrix.runners import sequential
+
+    original = sequential._run_layer
+
+    def failing(index, *args, **kwargs):
+        if index == layer_index:
+            raise error
+        return original(index, *args, **kwargs)
+
+    monkeypatch.setattr(sequential, "_run_layer", failing)
+
+
+@pytest.mark.parametrize("extra", [[], ["--hybrid"]])
+def test_sequential_checkpoint_per_layer_resumes_to_the_resident_file(tiny_folder, text_file, tmp_path,  # noqa: F811
+                                                                      monkeypatch, extra):
+    resident, out = tmp_path / "resident.gguf", tmp_path / "sequential.gguf"
+    assert invoke(tiny_folder, text_file, resident, *extra).exit_code == 0
+    _fail_in_layer(monkeypatch, 1, KeyboardInterrupt())
+    interrupted = invoke(tiny_folder, text_file, out, "--offload", "sequential", "--save-every", "1", *extra)
+    assert interrupted.exit_code != 0 and "holds layers 0..0" in interrupted.output, interrupted.output
+    assert not out.exists() and CheckpointPaths.beside(out).layers.is_file()
+    monkeypatch.undo()
+    resumed = invoke(tiny_folder, text_file, out, "--offload", "sequential", "--resume", *extra)
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming from" in resumed.output and "layers 0..0 done" in resumed.output
+    assert out.read_bytes() == resident.read_bytes()
+    if extra:
+        assert (tmp_path / "sequential.raw.gguf").read_bytes() == (tmp_path / "resident.raw.gguf").read_bytes()
+    assert not CheckpointPaths.beside(out).state.exists()  # the finished output supersedes the checkpoint
+
+
+def test_sequential_resume_refuses_changed_options_or_weights(tiny_folder, text_file, tmp_path, monkeypatch):  # noqa: F811
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_folder, folder)
+    out = tmp_path / "out.gguf"
+    _fail_in_layer(monkeypatch, 1, RuntimeError("injected"))
+    with pytest.raises(RuntimeError):
+        invoke(folder, text_file, out, "--offload", "sequential", "--save-every", "1")
+    monkeypatch.undo()
+    other_batch = invoke(folder, text_file, out, "--offload", "sequential", "--resume", "--batch-size", "3")
+    assert other_batch.exit_code == 1 and "chunks_per_batch" in other_batch.output
+    resident_resume = invoke(folder, text_file, out, "--resume")
+    assert resident_resume.exit_code == 1 and "unit" in resident_resume.output
+    shard = next(folder.glob("*.safetensors"))
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF  # one changed weight byte
+    shard.write_bytes(bytes(data))
+    changed = invoke(folder, text_file, out, "--offload", "sequential", "--resume")
+    assert changed.exit_code == 1 and "weights_sha256" in changed.output
