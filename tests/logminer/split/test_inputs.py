@@ -30,7 +30,7 @@ def test_raw_logs_and_their_table_give_the_same_sessions(example_logs, tmp_path)
                                                                                from_table.sessions]
     assert [s.turns for s in from_raw.sessions] == [s.turns for s in from_table.sessions]
     assert from_table.rejected == [] and from_table.files == [str(tmp_path / "sessions.parquet")]
-    assert all(row["stage"] == "ingest" and row["records"] > 0 for row in from_raw.rejected)
+    assert all(row.stage == "ingest" and row.records > 0 for row in from_raw.rejected)
 
 
 def test_unreadable_inputs_are_named(tmp_path):
