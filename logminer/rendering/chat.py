@@ -118,6 +118,21 @@ def to_messages(session: Session, *, include_reasoning: bool = False) -> list[di
     return messages
 
 
+def _calls_text(message: dict[str, Any]) -> str:
+    """An assistant message's text with its tool calls appended as <tool_call> lines (the plain format's)."""
+    calls = [ToolCall(c["function"]["name"], json.dumps(c["function"]["arguments"], ensure_ascii=False)
+                      if not isinstance(c["function"]["arguments"], str) else c["function"]["arguments"])
+             for c in message["tool_calls"]]
+    text = message.get("content") or ""
+    return "\n".join([text] * bool(text) + [_call_line(c) for c in calls])
+
+
+def inline_tool_calls(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages whose assistant tool calls are part of their text, for templates that never render `tool_calls`."""
+    return [{key: value for key, value in m.items() if key != "tool_calls"} | {"content": _calls_text(m)}
+            if m["role"] == "assistant" and m.get("tool_calls") else m for m in messages]
+
+
 def adapt_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Messages for templates with only user/assistant roles (see the module docstring for the rules)."""
     adapted: list[dict[str, Any]] = []
@@ -130,12 +145,7 @@ def adapt_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if role == "tool":
             role, text = "user", f"[tool result: {message.get('name') or 'tool'}]\n{text}"
         elif role == "assistant" and message.get("tool_calls"):
-            calls = [
-                ToolCall(c["function"]["name"], json.dumps(c["function"]["arguments"], ensure_ascii=False)
-                         if not isinstance(c["function"]["arguments"], str) else c["function"]["arguments"])
-                for c in message["tool_calls"]
-            ]
-            text = "\n".join([text] * bool(text) + [_call_line(c) for c in calls])
+            text = _calls_text(message)
         if role == "user" and system_parts:
             text = "\n\n".join(system_parts + [text])
             system_parts = []
@@ -208,6 +218,8 @@ def render_session(session: Session, tokenizer: Any = None, *, include_reasoning
         for message, turn in zip(messages, session.turns):
             if message.get("reasoning_content"):
                 message["content"] = f"<think>{turn.reasoning}</think>\n{turn.text}"
+    if "tool_calls" not in str(tokenizer.chat_template):  # a template that cannot show calls (bundled ones) would
+        messages = inline_tool_calls(messages)  # drop them from the text the model is calibrated on
     tools = session.tools or None
     where = f"{session.source_file} session {session.session_id}"
     try:

@@ -134,3 +134,18 @@ def test_real_gemma_gguf_tokenizer_counts_and_renders():
         assert text == render_plain(sample_session())
     expected_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert count_tokens([text], tokenizer) == [len(expected_ids)] and len(expected_ids) > 20
+
+
+@pytest.mark.parametrize("family", ["chatml", "gemma"])
+def test_bundled_templates_keep_tool_calls_in_the_text(family):
+    """The bundled templates never read `tool_calls`: the calls must still reach the text, as <tool_call> lines
+    (also in a session with no tool-role turn, where Gemma needs no role adaptation)."""
+    from logminer.rendering.templates import TEMPLATES_BY_NAME
+
+    session = sample_session()
+    no_tool_turn = Session(session_id="s2", agent="test", source_file="f.jsonl",
+                           turns=[Turn("user", "list the files"),
+                                  Turn("assistant", "ok", tool_calls=[ToolCall("ls", json.dumps({"path": "."}))])])
+    for case in (session, no_tool_turn):
+        text = render_session(case, tiny_tokenizer(TEMPLATES_BY_NAME[family]))
+        assert '<tool_call>{"name": "ls", "arguments": {"path": "."}}</tool_call>' in text, (family, text)
