@@ -7,6 +7,9 @@ from pathlib import Path
 
 import click
 
+# = imatrix.importance.allocate.DEFAULT_TYPES (a test keeps them equal; importing it here would load numpy for --help)
+DEFAULT_TYPES = "IQ1_M,IQ2_XXS,IQ2_XS,IQ2_S,IQ3_XXS,IQ3_S,IQ4_XS,Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,IQ4_NL,Q4_0,Q5_0,Q5_1,Q8_0"
+
 
 @click.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -14,9 +17,7 @@ import click
               help="The imatrix llama-quantize will use (its E[a²] also weighs the errors unless --validation).")
 @click.option("--target-bpw", type=float, default=None, help="Bits per weight of the whole file (tensor data).")
 @click.option("--target-size", default=None, help="File size, e.g. 10.2GiB or 800MB (metadata included).")
-@click.option("--types", default=",".join(
-    ("IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ4_XS", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K",
-     "Q8_0")), show_default=True, help="Candidate ggml types, comma-separated.")
+@click.option("--types", default=DEFAULT_TYPES, show_default=True, help="Candidate ggml types, comma-separated.")
 @click.option("--validation", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Weigh errors with this imatrix's E[a²] (e.g. the validation split's) instead of --imatrix's.")
 @click.option("--probe", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,

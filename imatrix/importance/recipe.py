@@ -93,7 +93,6 @@ def run_allocate(job: AllocateJob) -> AllocateResult:
                                         statistics, quantizer, max_rows=job.max_rows, threads=job.threads,
                                         on_done=bar.update)
     groups = {t.name: t.group for t in targets}
-    factors = group_factors(job, options, groups, quantizer) if job.probe is not None else {}
     meta, alignment = quantized_metadata(quantizer, job.model, file_type=FTYPE_OF_TYPE["Q8_0"],
                                          imatrix_argument=str(job.imatrix),
                                          imatrix_dataset=imatrix.datasets[0] if imatrix.datasets else None,
@@ -104,6 +103,8 @@ def run_allocate(job: AllocateJob) -> AllocateResult:
         budget = job.target_size - meta - fixed
     else:
         budget = int(job.target_bpw * n_elements / 8) - fixed
+    bits = 8 * budget / sum(t.columns * t.rows * t.n_mat for t in targets)
+    factors = group_factors(job, tensors, options, groups, bits) if job.probe is not None else {}
     choice, objective, method = alloc.solve(options, budget, factors, groups, alignment)
     data = fixed + sum(alloc.padded(o.nbytes, alignment) for o in choice.values())
     unpadded = sum(_stored_bytes(reader, n) for n in tensors if n not in names) + sum(o.nbytes for o in choice.values())
@@ -127,32 +128,48 @@ def write_recipe(path: Path, choice: dict[str, alloc.Option]) -> None:
     write_atomic(path, ("\n".join(alloc.recipe_lines(choice)) + "\n").encode())
 
 
-def group_factors(job: AllocateJob, options: dict[str, list[alloc.Option]], groups: dict[str, str],
-                  quantizer: GgmlQuantizer) -> dict[str, float]:
-    """KLD per unit of error for each group: that group alone at its cheapest option, every other tensor at its
-    most precise one, quantized by llama-quantize and scored against the reference on the probe text."""
+def probe_choice(tensor: alloc.Tensor, options: list[alloc.Option], bits: float) -> alloc.Option:
+    """The option a group is probed at: the cheapest one at or above `bits` per weight (where the allocation
+    operates, so the factor is measured near the errors it weighs), or the cheapest when none is below the best."""
+    elements = tensor.columns * tensor.rows * tensor.n_mat
+    best = max(options, key=lambda o: o.nbytes)
+    above = [o for o in options if o is not best and 8 * o.nbytes >= bits * elements]
+    return min(above or options, key=lambda o: o.nbytes)
+
+
+def group_factors(job: AllocateJob, tensors: dict[str, alloc.Tensor], options: dict[str, list[alloc.Option]],
+                  groups: dict[str, str], bits: float) -> dict[str, float]:
+    """KLD per unit of error for each group: that group alone at its probe option (every other tensor at its most
+    precise one), quantized by llama-quantize and scored against the reference on the probe text, minus the KLD
+    of the all-precise baseline. A group whose increase is below its standard error gets the standard error (the
+    probe cannot tell it from zero, and a factor of 0 would make the group free)."""
     from imatrix.llamacpp import evaluate
     from imatrix.llamacpp import tools as llamacpp
 
     best = {name: max(opts, key=lambda o: o.nbytes) for name, opts in options.items()}
-    cheapest = {name: min(opts, key=lambda o: o.nbytes) for name, opts in options.items()}
+    probe = {name: probe_choice(tensors[name], opts, bits) for name, opts in options.items()}
+    runs = {"baseline": best} | {group: {n: probe[n] if groups[n] == group else best[n] for n in options}
+                                 for group in sorted(set(groups.values()))}
     factors = {}
     with tempfile.TemporaryDirectory(prefix="imatrix-allocate-probe-") as folder:
-        quants = {}
-        for group in sorted(set(groups.values())):
-            choice = {name: cheapest[name] if groups[name] == group else best[name] for name in options}
-            recipe = Path(folder) / f"{group}.txt"
+        quants = []
+        for index, (label, choice) in enumerate(runs.items(), 1):
+            recipe = Path(folder) / f"{label}.txt"
             write_recipe(recipe, choice)
-            quant = Path(folder) / f"{group}.gguf"
-            llamacpp.quantize(job.model, quant, "Q8_0", imatrix=job.imatrix, threads=job.threads,
+            quants.append(Path(folder) / f"{label}.gguf")
+            llamacpp.quantize(job.model, quants[-1], "Q8_0", imatrix=job.imatrix, threads=job.threads,
                               extra_args=["--tensor-type-file", str(recipe)])
-            quants[group] = quant
-            job.log(f"probe: {group} at its cheapest types quantized")
-        report = evaluate.run_eval(job.model, list(quants.values()), job.probe,
-                                   evaluate.EvalOptions(ctx_size=job.ctx_size, threads=job.threads))
-        for group, row in zip(quants, report.rows[1:]):  # rows[0] is the reference
-            increase = sum(cheapest[n].error - best[n].error for n in options if groups[n] == group)
-            factors[group] = max(row.kld.mean_kld, 0.0) / increase if increase > 0 else 0.0
+            job.log(f"probe {index}/{len(runs)}: {label} quantized")
+        report = evaluate.run_eval(job.model, quants, job.probe,
+                                   evaluate.EvalOptions(ctx_size=job.ctx_size, threads=job.threads),
+                                   progress=job.log)
+        baseline = report.rows[1].kld
+        for label, row in zip(list(runs)[1:], report.rows[2:]):  # rows[0] is the reference, rows[1] the baseline
+            increase = sum(probe[n].error - best[n].error for n in options if groups[n] == label)
+            kld = max(row.kld.mean_kld - baseline.mean_kld, row.kld.mean_kld_err)
+            factors[label] = kld / increase if increase > 0 else 0.0
+            job.log(f"probe: {label}: mean KLD {row.kld.mean_kld:.5f} ± {row.kld.mean_kld_err:.5f} (baseline "
+                    f"{baseline.mean_kld:.5f}), error increase {increase:.4g}, factor {factors[label]:.4g}")
     return factors
 
 

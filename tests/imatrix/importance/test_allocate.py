@@ -129,3 +129,83 @@ def test_real_model_recipe_size_is_byte_exact(tmp_path_factory):
 
     finals = final_types_from_gguf(out)
     assert all(finals[name] == option.qtype for name, option in result.choice.items())
+
+
+def test_command_default_types_are_the_allocators():
+    from imatrix.commands.allocate import DEFAULT_TYPES
+
+    assert tuple(DEFAULT_TYPES.split(",")) == alloc.DEFAULT_TYPES
+
+
+def test_llama_quantize_refusals_without_imatrix_are_not_candidates():
+    from imatrix.files.imatrix_file import Imatrix
+    from imatrix.importance.ggml_quant import GgmlQuantizer
+
+    quantizer = GgmlQuantizer.load()
+    empty = Imatrix(entries={}, datasets=[], chunk_count=0, chunk_size=0)
+    types = (T.IQ1_M, T.IQ2_XXS, T.IQ2_S, T.IQ3_S, T.Q8_0)
+    for name, allowed in (("blk.0.ffn_down.weight", [T.IQ3_S, T.Q8_0]),
+                          ("token_embd.weight", [T.IQ1_M, T.IQ3_S, T.Q8_0])):
+        tensor = alloc.Tensor(name, 512, 4, 1, T.F32)
+        assert alloc.candidate_types(tensor, types, empty, quantizer) == allowed
+    narrow = alloc.Tensor("blk.0.attn_q.weight", 640, 4, 1, T.F32)  # 640 = 2.5 × 256: only 32-wide types
+    assert alloc.candidate_types(narrow, types + (T.Q4_0,), empty, quantizer) == [T.Q8_0, T.Q4_0]
+
+
+def test_probe_choice_is_the_cheapest_option_at_or_above_the_target_bits():
+    from imatrix.importance.recipe import probe_choice
+
+    tensor = alloc.Tensor("blk.0.ffn_down.weight", 256, 8, 1, T.F32)  # 2048 weights
+    options = [alloc.Option(T.IQ2_XXS, 528, 9.0), alloc.Option(T.IQ3_XXS, 784, 4.0),
+               alloc.Option(T.Q4_K, 1152, 2.0), alloc.Option(T.Q8_0, 2176, 0.1)]
+    assert probe_choice(tensor, options, 3.0).qtype == T.IQ3_XXS  # 3.06 bpw
+    assert probe_choice(tensor, options, 2.0).qtype == T.IQ2_XXS
+    assert probe_choice(tensor, options, 8.0).qtype == T.IQ2_XXS  # only the best is above: the cheapest
+
+
+@pytest.mark.slow
+@pytest.mark.llamacpp
+def test_group_factors_on_the_real_model(tmp_path_factory, tmp_path):
+    """Two groups probed on a tiny text: each factor × error increase is the KLD increase over the all-Q8_0
+    baseline, the ffn_down group at IQ2_XXS costs more KLD than attn_v at Q4_0, and a model quantized by
+    llama-quantize's own --tensor-type (not our recipe) scores the same KLD as the probe logged."""
+    import re
+
+    from gguf import GGUFReader
+
+    from imatrix.files.imatrix_file import read_imatrix
+    from imatrix.importance.ggml_quant import GgmlQuantizer
+    from imatrix.importance.recipe import AllocateJob, group_factors
+    from imatrix.llamacpp import evaluate
+    from imatrix.llamacpp import tools as llamacpp
+    from tests.imatrix.llamacpp_artifacts import TEXT, session_artifacts
+
+    artifacts = session_artifacts(tmp_path_factory)
+    imatrix_path = artifacts.ours_imatrix()
+    probe = tmp_path / "probe.txt"
+    probe.write_text(TEXT.read_text()[:2500])  # ≈ 600 tokens: a few chunks of 64
+    reader = GGUFReader(artifacts.model)
+    tensors = alloc.read_tensors(reader)
+    targets = [t for t in tensors.values() if t.group in ("attn_v.weight", "ffn_down.weight")]
+    imatrix = read_imatrix(imatrix_path)
+    options = alloc.measure_options(reader, targets, (T.IQ2_XXS, T.Q4_0, T.Q8_0), imatrix, imatrix,
+                                    GgmlQuantizer.load(), max_rows=64, threads=2)
+    lines = []
+    job = AllocateJob(artifacts.model, imatrix_path, tmp_path / "unused.txt", probe=probe, ctx_size=64, threads=2,
+                      log=lines.append, progress=False)
+    groups = {t.name: t.group for t in targets}
+    factors = group_factors(job, tensors, options, groups, bits=0.0)
+    logged = {m.group(1): (float(m.group(2)), float(m.group(3)), float(m.group(4))) for m in re.finditer(
+        r"probe: (\S+): mean KLD (\S+) ± \S+ \(baseline (\S+)\), error increase (\S+)", "\n".join(lines))}
+    assert set(factors) == set(logged) == {"attn_v.weight", "ffn_down.weight"}
+    for group, (kld, baseline, increase) in logged.items():
+        expected = sum(min(o.error for o in options[n]) - max(options[n], key=lambda o: o.nbytes).error
+                       for n in options if groups[n] == group)
+        assert increase == pytest.approx(expected, rel=1e-3)
+        assert factors[group] > 0 and factors[group] * expected == pytest.approx(kld - baseline, rel=1e-2, abs=1e-5)
+    assert logged["ffn_down.weight"][0] > logged["attn_v.weight"][0]
+    theirs = tmp_path / "ffn_down_iq2_xxs.gguf"
+    llamacpp.quantize(artifacts.model, theirs, "Q8_0", imatrix=imatrix_path, threads=2,
+                      extra_args=["--tensor-type", "ffn_down=iq2_xxs"])
+    report = evaluate.run_eval(artifacts.model, [theirs], probe, evaluate.EvalOptions(ctx_size=64, threads=2))
+    assert report.rows[1].kld.mean_kld == pytest.approx(logged["ffn_down.weight"][0], abs=1e-5)
