@@ -3,6 +3,7 @@ probe text, the solved recipe, its predicted size, and llama-quantize --dry-run'
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from collections import Counter
@@ -33,6 +34,9 @@ class AllocateJob:
     types: tuple = alloc.DEFAULT_TYPES
     validation: Path | None = None
     probe: Path | None = None
+    factors: Path | None = None  # group factors (JSON) of an earlier probe, instead of probing again
+    save_factors: Path | None = None  # where to write the probe's factors (JSON)
+    errors: Path | None = None  # measured options (JSON): read when it exists for the same inputs, else written
     max_rows: int = 1024
     threads: int = 1
     ctx_size: int = 512
@@ -88,10 +92,18 @@ def run_allocate(job: AllocateJob) -> AllocateResult:
     names = quantizable(job.model, job.threads)
     targets = [tensors[name] for name in sorted(names)]
     job.log(f"{job.model}: {len(targets)} of {len(tensors)} tensors are quantized by llama-quantize")
-    with tqdm(total=len(targets), unit="tensor", desc="errors", disable=not job.progress, dynamic_ncols=True) as bar:
-        options = alloc.measure_options(reader, targets, tuple(alloc.as_types(",".join(job.types))), imatrix,
-                                        statistics, quantizer, max_rows=job.max_rows, threads=job.threads,
-                                        on_done=bar.update)
+    types = tuple(alloc.as_types(",".join(job.types)))
+    key = _inputs_key(job, types)
+    options = _read_errors(job.errors, key) if job.errors is not None and job.errors.exists() else None
+    if options is None:
+        with tqdm(total=len(targets), unit="tensor", desc="errors", disable=not job.progress,
+                  dynamic_ncols=True) as bar:
+            options = alloc.measure_options(reader, targets, types, imatrix, statistics, quantizer,
+                                            max_rows=job.max_rows, threads=job.threads, on_done=bar.update)
+        if job.errors is not None:
+            _write_errors(job.errors, key, options)
+    else:
+        job.log(f"errors: reused {job.errors}")
     groups = {t.name: t.group for t in targets}
     meta, alignment = quantized_metadata(quantizer, job.model, file_type=FTYPE_OF_TYPE["Q8_0"],
                                          imatrix_argument=str(job.imatrix),
@@ -104,7 +116,12 @@ def run_allocate(job: AllocateJob) -> AllocateResult:
     else:
         budget = int(job.target_bpw * n_elements / 8) - fixed
     bits = 8 * budget / sum(t.columns * t.rows * t.n_mat for t in targets)
-    factors = group_factors(job, tensors, options, groups, bits) if job.probe is not None else {}
+    factors = load_factors(job.factors, set(groups.values())) if job.factors is not None else (
+        group_factors(job, tensors, options, groups, bits) if job.probe is not None else {})
+    if job.save_factors is not None:
+        from calibkit.atomic import write_atomic
+
+        write_atomic(job.save_factors, (json.dumps(factors, indent=1, sort_keys=True) + "\n").encode())
     choice, objective, method = alloc.solve(options, budget, factors, groups, alignment)
     data = fixed + sum(alloc.padded(o.nbytes, alignment) for o in choice.values())
     unpadded = sum(_stored_bytes(reader, n) for n in tensors if n not in names) + sum(o.nbytes for o in choice.values())
@@ -117,6 +134,44 @@ def run_allocate(job: AllocateJob) -> AllocateResult:
                           method, base_ftype, choice, factors)
 
 
+def _inputs_key(job: AllocateJob, types: tuple) -> dict:
+    """What the measured errors depend on: the files' contents, the candidate types and the row sample."""
+    import hashlib
+
+    def digest(path: Path | None) -> str | None:
+        if path is None:
+            return None
+        sha = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                sha.update(block)
+        return sha.hexdigest()
+
+    return {"model": digest(job.model), "imatrix": digest(job.imatrix), "validation": digest(job.validation),
+            "types": [t.name for t in types], "max_rows": job.max_rows}
+
+
+def _read_errors(path: Path, key: dict) -> dict[str, list[alloc.Option]]:
+    from gguf import GGMLQuantizationType
+
+    try:
+        saved = json.loads(path.read_text())
+        if saved["inputs"] != key:
+            raise alloc.AllocateError(f"{path}: measured for other inputs ({saved['inputs']}); delete it to "
+                                      "measure again")
+        return {name: [alloc.Option(GGMLQuantizationType[t], int(n), float(e)) for t, n, e in rows]
+                for name, rows in saved["options"].items()}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise alloc.AllocateError(f"{path}: not an errors file written by imatrix allocate ({error})") from None
+
+
+def _write_errors(path: Path, key: dict, options: dict[str, list[alloc.Option]]) -> None:
+    from calibkit.atomic import write_atomic
+
+    rows = {name: [[o.qtype.name, o.nbytes, o.error] for o in opts] for name, opts in sorted(options.items())}
+    write_atomic(path, (json.dumps({"inputs": key, "options": rows}, indent=1) + "\n").encode())
+
+
 def _stored_bytes(reader: GGUFReader, name: str) -> int:
     tensor = next(t for t in reader.tensors if t.name == name)
     return int(tensor.n_bytes)
@@ -126,6 +181,21 @@ def write_recipe(path: Path, choice: dict[str, alloc.Option]) -> None:
     from calibkit.atomic import write_atomic
 
     write_atomic(path, ("\n".join(alloc.recipe_lines(choice)) + "\n").encode())
+
+
+def load_factors(path: Path, groups: set[str]) -> dict[str, float]:
+    """{group: factor} from --save-factors' JSON; every group of this model must be there (else its errors would
+    silently count with factor 1 against measured ones)."""
+    try:
+        factors = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise alloc.AllocateError(f"{path}: not a factors file ({error})") from None
+    if not isinstance(factors, dict) or not all(isinstance(v, (int, float)) for v in factors.values()):
+        raise alloc.AllocateError(f"{path}: expected a JSON object of group → number")
+    missing = sorted(groups - set(factors))
+    if missing:
+        raise alloc.AllocateError(f"{path}: no factor for the groups {', '.join(missing)}")
+    return {group: float(factors[group]) for group in groups}
 
 
 def probe_choice(tensor: alloc.Tensor, options: list[alloc.Option], bits: float) -> alloc.Option:

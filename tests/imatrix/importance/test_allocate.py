@@ -209,3 +209,36 @@ def test_group_factors_on_the_real_model(tmp_path_factory, tmp_path):
                       extra_args=["--tensor-type", "ffn_down=iq2_xxs"])
     report = evaluate.run_eval(artifacts.model, [theirs], probe, evaluate.EvalOptions(ctx_size=64, threads=2))
     assert report.rows[1].kld.mean_kld == pytest.approx(logged["ffn_down.weight"][0], abs=1e-5)
+
+
+def test_factors_file_must_name_every_group(tmp_path):
+    from imatrix.importance.recipe import load_factors
+
+    path = tmp_path / "factors.json"
+    path.write_text('{"attn_q.weight": 0.5, "ffn_up.weight": 2}')
+    assert load_factors(path, {"attn_q.weight"}) == {"attn_q.weight": 0.5}
+    with pytest.raises(alloc.AllocateError, match="no factor for the groups ffn_down.weight"):
+        load_factors(path, {"attn_q.weight", "ffn_down.weight"})
+    path.write_text("[1, 2]")
+    with pytest.raises(alloc.AllocateError, match="JSON object"):
+        load_factors(path, {"attn_q.weight"})
+
+
+def test_errors_file_round_trips_and_refuses_other_inputs(tmp_path):
+    from imatrix.importance.recipe import AllocateJob, _inputs_key, _read_errors, _write_errors
+
+    files = {}
+    for name in ("model.gguf", "a.imatrix.gguf", "b.imatrix.gguf"):
+        files[name] = tmp_path / name
+        files[name].write_bytes(name.encode())
+    job = AllocateJob(files["model.gguf"], files["a.imatrix.gguf"], tmp_path / "r.txt")
+    key = _inputs_key(job, (T.Q4_0, T.Q8_0))
+    options = {"blk.0.attn_q.weight": [alloc.Option(T.Q4_0, 144, 0.125), alloc.Option(T.Q8_0, 272, 1e-300)]}
+    path = tmp_path / "errors.json"
+    _write_errors(path, key, options)
+    assert _read_errors(path, key) == options
+    other = _inputs_key(AllocateJob(files["model.gguf"], files["b.imatrix.gguf"], tmp_path / "r.txt"),
+                        (T.Q4_0, T.Q8_0))
+    with pytest.raises(alloc.AllocateError, match="measured for other inputs"):
+        _read_errors(path, other)
+    assert _inputs_key(job, (T.Q4_0,)) != key
