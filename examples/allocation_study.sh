@@ -15,8 +15,9 @@
 #      imatrix/importance/gate.py at commit 53cfe68: prose + code, not in the calibration text), EVAL_CHUNKS chunks
 #      of CTX tokens, against the Q4_K_M source → table.md (sizes, median/mean KLD ± SE, same-top %)
 #   5. tensor types per group of every file → types.md
-# Settings (environment): THREADS (2), CTX (128), EVAL_CHUNKS (24), TYPES ("IQ2_M Q2_K IQ3_M Q3_K_M"),
-# PROBE_BYTES (6000), PY (the project's python), MODEL (default: the bundled Gemma 3 270M GGUF).
+# A type T-embd-X is llama-quantize's T with --token-embedding-type X (a stock mix at a smaller size).
+# Settings (environment): THREADS (2), CTX (128), EVAL_CHUNKS (24), TYPES ("IQ2_M Q2_K IQ3_M Q3_K_M IQ2_M-embd-iq4_nl"),
+# PROBE_BYTES (3000), PROBE_JOBS (5), PY (the project's python), MODEL (default: the bundled Gemma 3 270M GGUF).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,8 +28,9 @@ IMATRIX_CLI=("$PY" -c "from imatrix.cli import main; main()")
 THREADS=${THREADS:-2}
 CTX=${CTX:-128}
 EVAL_CHUNKS=${EVAL_CHUNKS:-24}
-TYPES=${TYPES:-IQ2_M Q2_K IQ3_M Q3_K_M}
-PROBE_BYTES=${PROBE_BYTES:-6000}
+TYPES=${TYPES:-IQ2_M Q2_K IQ3_M Q3_K_M IQ2_M-embd-iq4_nl}
+PROBE_BYTES=${PROBE_BYTES:-3000}
+PROBE_JOBS=${PROBE_JOBS:-5}
 CAL="$ROOT/examples/text/mixed_prose_code.txt"
 MODEL=${MODEL:-$("$PY" -c "from imatrix.model.default_model import default_model_gguf; print(default_model_gguf())")}
 tool() { "$PY" -c "from imatrix.llamacpp.tools import find_tool; print(find_tool('$1'))"; }
@@ -54,33 +56,53 @@ fi
 [ -f probe.txt ] || head -c "$PROBE_BYTES" "$CAL" > probe.txt
 sha256sum "$IMX" eval.txt probe.txt
 
-# 2.–3. stock quant, allocated quant of the same size
-for qtype in $TYPES; do
-    [ -f "stock-$qtype.gguf" ] || timed "$QUANTIZE" --allow-requantize --imatrix "$IMX" "$MODEL" \
-        "stock-$qtype.gguf" "$qtype" "$THREADS" > "stock-$qtype.quantize.log" 2>&1
+# 2.–3. stock quant, allocated quant of the same size (the first type probes the group factors, the others reuse
+# them and the measured errors and run side by side)
+one_type() {
+    local qtype=$1 base=${1%%-embd-*} size predicted extra=()
+    [ "$base" = "$qtype" ] || extra=(--token-embedding-type "${qtype##*-embd-}")  # T-embd-X: stock T, embeddings X
+    [ -f "stock-$qtype.gguf" ] || timed "$QUANTIZE" --allow-requantize --imatrix "$IMX" "${extra[@]}" "$MODEL" \
+        "stock-$qtype.gguf" "$base" "$THREADS" > "stock-$qtype.quantize.log" 2>&1
     size=$(stat -c %s "stock-$qtype.gguf")
     if [ ! -f "recipe-$qtype.txt" ]; then
         if [ -f factors.json ]; then factors=(--factors factors.json); else
-            factors=(--probe probe.txt --save-factors factors.json); fi
+            factors=(--probe probe.txt --probe-jobs "$PROBE_JOBS" --save-factors factors.json); fi
         timed "${IMATRIX_CLI[@]}" allocate "$MODEL" --imatrix "$IMX" --target-size "$size" "${factors[@]}" \
-            --errors errors.json -c "$CTX" --threads "$THREADS" --no-progress -o "recipe-$qtype.txt" | tee "allocate-$qtype.log"
+            --errors errors.json -c "$CTX" --threads "$THREADS" --no-progress -o "recipe-$qtype.txt" \
+            > "allocate-$qtype.log" 2>&1
     fi
     [ -f "ours-$qtype.gguf" ] || timed "$QUANTIZE" --allow-requantize --imatrix "$IMX" \
         --tensor-type-file "recipe-$qtype.txt" "$MODEL" "ours-$qtype.gguf" Q8_0 "$THREADS" \
         > "ours-$qtype.quantize.log" 2>&1
     predicted=$(grep -o 'predicted file size: [0-9]*' "allocate-$qtype.log" | grep -o '[0-9]*$')
     echo "$qtype: stock $size bytes, ours $(stat -c %s "ours-$qtype.gguf") bytes (predicted $predicted)"
-done
+}
+side_by_side() {  # run "$@" once per remaining argument in the background; fail if any failed
+    local command=$1 pids=() pid; shift
+    for arg in "$@"; do "$command" "$arg" & pids+=($!); done
+    for pid in "${pids[@]}"; do wait "$pid"; done
+}
+read -r -a types <<< "$TYPES"
+one_type "${types[0]}"
+side_by_side one_type "${types[@]:1}"
 
-# 4. KL divergence against the source on the held-out text (reference logits once)
+# 4. KL divergence against the source on the held-out text (reference logits once, the quants side by side)
 [ -f reference.kld ] || timed "$PERPLEXITY" -m "$MODEL" -f eval.txt -c "$CTX" --chunks "$EVAL_CHUNKS" -t "$THREADS" \
     --kl-divergence-base reference.kld > reference.perplexity.log 2>&1
-for qtype in $TYPES; do
-    for kind in stock ours; do
-        log="$kind-$qtype.kld.log"
-        [ -f "$log" ] || timed "$PERPLEXITY" -m "$kind-$qtype.gguf" -c "$CTX" --chunks "$EVAL_CHUNKS" -t "$THREADS" \
-            --kl-divergence-base reference.kld --kl-divergence > "$log" 2>&1
-    done
+score() {
+    [ -f "$1.kld.log" ] || timed "$PERPLEXITY" -m "$1.gguf" -c "$CTX" --chunks "$EVAL_CHUNKS" -t "$THREADS" \
+        --kl-divergence-base reference.kld --kl-divergence > "$1.kld.log" 2>&1
+}
+declare -A first_of=(); unique=(); copies=()  # byte-identical files are scored once
+for name in $(for qtype in $TYPES; do echo "stock-$qtype ours-$qtype"; done); do
+    digest=$(sha256sum "$name.gguf" | cut -c1-64)
+    if [ -n "${first_of[$digest]:-}" ]; then copies+=("$name:${first_of[$digest]}"); else
+        first_of[$digest]=$name; unique+=("$name"); fi
+done
+side_by_side score "${unique[@]}"
+for pair in "${copies[@]}"; do
+    echo "${pair%%:*}.gguf is byte-identical to ${pair##*:}.gguf: scored once"
+    cp "${pair##*:}.kld.log" "${pair%%:*}.kld.log"
 done
 
 # 5. the tables

@@ -23,6 +23,8 @@ DEFAULT_TYPES = "IQ1_M,IQ2_XXS,IQ2_XS,IQ2_S,IQ3_XXS,IQ3_S,IQ4_XS,Q2_K,Q3_K,Q4_K,
 @click.option("--probe", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Text for the KLD-per-error factor of each tensor group (one llama-quantize + llama-perplexity "
                    "run per group). Without it every group's factor is 1.")
+@click.option("--probe-jobs", default=1, show_default=True, type=click.IntRange(1),
+              help="Probe runs at the same time (each a llama-quantize and a llama-perplexity with --threads).")
 @click.option("--factors", "factors_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Group factors (JSON) saved by an earlier --probe run with --save-factors; no probe runs.")
 @click.option("--save-factors", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -41,7 +43,8 @@ DEFAULT_TYPES = "IQ1_M,IQ2_XXS,IQ2_XS,IQ2_S,IQ3_XXS,IQ3_S,IQ4_XS,Q2_K,Q3_K,Q4_K,
               help="Recipe file for llama-quantize --tensor-type-file.")
 @click.option("--progress/--no-progress", default=True)
 def allocate(model: Path, imatrix_path: Path, target_bpw: float | None, target_size: str | None, types: str,
-             validation: Path | None, probe: Path | None, factors_path: Path | None, save_factors: Path | None,
+             validation: Path | None, probe: Path | None, probe_jobs: int, factors_path: Path | None,
+             save_factors: Path | None,
              errors_path: Path | None, ctx_size: int, max_rows: int, threads: int, dry_run: bool, output: Path,
              progress: bool) -> None:
     """Choose each tensor's type so the file fits --target-size (or --target-bpw) with the least expected error:
@@ -58,7 +61,8 @@ def allocate(model: Path, imatrix_path: Path, target_bpw: float | None, target_s
     try:
         job = AllocateJob(model, imatrix_path, output, target_size=alloc.parse_size(target_size)
                           if target_size is not None else None, target_bpw=target_bpw, types=tuple(types.split(",")),
-                          validation=validation, probe=probe, factors=factors_path, save_factors=save_factors,
+                          validation=validation, probe=probe, probe_jobs=probe_jobs, factors=factors_path,
+                          save_factors=save_factors,
                           errors=errors_path, max_rows=max_rows, threads=threads, ctx_size=ctx_size, log=click.echo,
                           progress=progress)
         result = run_allocate(job)

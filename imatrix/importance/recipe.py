@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class AllocateJob:
     probe: Path | None = None
     factors: Path | None = None  # group factors (JSON) of an earlier probe, instead of probing again
     save_factors: Path | None = None  # where to write the probe's factors (JSON)
+    probe_jobs: int = 1  # probe runs (llama-quantize + llama-perplexity, job.threads each) at the same time
     errors: Path | None = None  # measured options (JSON): read when it exists for the same inputs, else written
     max_rows: int = 1024
     threads: int = 1
@@ -220,26 +222,37 @@ def group_factors(job: AllocateJob, tensors: dict[str, alloc.Tensor], options: d
     probe = {name: probe_choice(tensors[name], opts, bits) for name, opts in options.items()}
     runs = {"baseline": best} | {group: {n: probe[n] if groups[n] == group else best[n] for n in options}
                                  for group in sorted(set(groups.values()))}
-    factors = {}
-    with tempfile.TemporaryDirectory(prefix="imatrix-allocate-probe-") as folder:
-        quants = []
-        for index, (label, choice) in enumerate(runs.items(), 1):
-            recipe = Path(folder) / f"{label}.txt"
-            write_recipe(recipe, choice)
-            quants.append(Path(folder) / f"{label}.gguf")
-            llamacpp.quantize(job.model, quants[-1], "Q8_0", imatrix=job.imatrix, threads=job.threads,
+
+    def perplexity(model: Path, args: list) -> llamacpp.ToolRun:
+        return llamacpp.run_tool("llama-perplexity", ["-m", model, "-c", job.ctx_size, "-t", job.threads, *args])
+
+    with tempfile.TemporaryDirectory(prefix="imatrix-allocate-probe-") as scratch:
+        folder = Path(scratch)
+        logits = folder / "reference.kld"
+        job.log(f"probe: reference logits on {job.probe}")
+        perplexity(job.model, ["-f", job.probe, "--kl-divergence-base", logits])
+
+        def score(label: str) -> evaluate.KldStats:
+            """One probe run: quantize with this run's recipe, score against the reference, drop the quant."""
+            recipe, quant = folder / f"{label}.txt", folder / f"{label}.gguf"
+            write_recipe(recipe, runs[label])
+            llamacpp.quantize(job.model, quant, "Q8_0", imatrix=job.imatrix, threads=job.threads,
                               extra_args=["--tensor-type-file", str(recipe)])
-            job.log(f"probe {index}/{len(runs)}: {label} quantized")
-        report = evaluate.run_eval(job.model, quants, job.probe,
-                                   evaluate.EvalOptions(ctx_size=job.ctx_size, threads=job.threads),
-                                   progress=job.log)
-        baseline = report.rows[1].kld
-        for label, row in zip(list(runs)[1:], report.rows[2:]):  # rows[0] is the reference, rows[1] the baseline
-            increase = sum(probe[n].error - best[n].error for n in options if groups[n] == label)
-            kld = max(row.kld.mean_kld - baseline.mean_kld, row.kld.mean_kld_err)
-            factors[label] = kld / increase if increase > 0 else 0.0
-            job.log(f"probe: {label}: mean KLD {row.kld.mean_kld:.5f} ± {row.kld.mean_kld_err:.5f} (baseline "
-                    f"{baseline.mean_kld:.5f}), error increase {increase:.4g}, factor {factors[label]:.4g}")
+            run = perplexity(quant, ["--kl-divergence-base", logits, "--kl-divergence"])
+            quant.unlink()
+            job.log(f"probe: {label} scored")
+            return evaluate.parse_kld_output(run.output, f"llama-perplexity --kl-divergence on {label}")
+
+        with ThreadPoolExecutor(max_workers=max(1, job.probe_jobs)) as pool:  # each run is its own process
+            stats = dict(zip(runs, pool.map(score, runs)))
+    baseline = stats.pop("baseline")
+    factors = {}
+    for label, row in stats.items():
+        increase = sum(probe[n].error - best[n].error for n in options if groups[n] == label)
+        kld = max(row.mean_kld - baseline.mean_kld, row.mean_kld_err)
+        factors[label] = kld / increase if increase > 0 else 0.0
+        job.log(f"probe: {label}: mean KLD {row.mean_kld:.5f} ± {row.mean_kld_err:.5f} (baseline "
+                f"{baseline.mean_kld:.5f}), error increase {increase:.4g}, factor {factors[label]:.4g}")
     return factors
 
 
