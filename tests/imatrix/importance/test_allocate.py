@@ -199,8 +199,8 @@ def test_group_factors_on_the_real_model(tmp_path_factory, tmp_path):
         r"probe: (\S+): mean KLD (\S+) ± (\S+) \(baseline (\S+)\), error increase ([^,\s]+)", "\n".join(lines))}
     assert set(factors) == set(logged) == {"attn_v.weight", "ffn_down.weight"}
     for group, (kld, se, baseline, increase) in logged.items():
-        expected = sum(min(o.error for o in options[n]) - max(options[n], key=lambda o: o.nbytes).error
-                       for n in options if groups[n] == group)
+        expected = sum(min(options[n], key=lambda o: o.nbytes).error - max(options[n], key=lambda o: o.nbytes).error
+                       for n in options if groups[n] == group)  # bits=0: probed at the cheapest option
         assert increase == pytest.approx(expected, rel=1e-3)
         assert factors[group] > 0
         assert factors[group] * expected == pytest.approx(max(kld - baseline, se), rel=1e-2, abs=2e-5)
