@@ -51,7 +51,11 @@ def allocate(model: Path, imatrix_path: Path, target_bpw: float | None, target_s
     every tensor × type quantized with llama.cpp's own quantizer, errors Σ E[a²]·‖W − Q‖² per column, solved
     exactly (DP) or at a stated byte resolution. Writes the --tensor-type-file and prints the llama-quantize command."""
     from imatrix.importance import allocate as alloc
-    from imatrix.importance.recipe import AllocateJob, confirm_with_dry_run, run_allocate
+    from imatrix.importance.recipe import (
+        AllocateJob,
+        confirm_with_dry_run,
+        run_allocate,
+    )
     from imatrix.llamacpp.tools import LlamaCppFailed, LlamaCppNotFound
 
     if (target_bpw is None) == (target_size is None):
@@ -72,6 +76,9 @@ def allocate(model: Path, imatrix_path: Path, target_bpw: float | None, target_s
     click.echo(f"types: {', '.join(f'{name} x{n}' for name, n in result.type_counts().items())} ({result.method})")
     click.echo(f"predicted file size: {result.predicted_file_bytes} bytes "
                f"({result.predicted_file_bytes / 2**30:.3f} GiB, {result.bits_per_weight:.4f} bpw)")
+    if result.factors:
+        click.echo(f"expected mean KLD (linear model from the group factors; it underestimated every file measured "
+                   f"in examples/ALLOCATION.md): {result.objective:.5f}")
     if confirmed is not None:
         click.echo(confirmed)
     click.echo(f"recipe → {output}\n{result.command}")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +59,7 @@ class AllocateResult:
     choice: dict[str, alloc.Option]
     factors: dict[str, float] = field(default_factory=dict)
     confirmed_types: bool | None = None
+    objective: float = 0.0  # Σ factor × error of the choice: the model's expected mean KLD when factors were probed
 
     @property
     def bits_per_weight(self) -> float:
@@ -133,7 +134,7 @@ def run_allocate(job: AllocateJob) -> AllocateResult:
     command = (f"llama-quantize --allow-requantize --imatrix {job.imatrix} --tensor-type-file {job.output} "
                f"{job.model} OUTPUT.gguf {base_ftype}")
     return AllocateResult(job.output, command, meta + data, data, unpadded, n_elements,
-                          method, base_ftype, choice, factors)
+                          method, base_ftype, choice, factors, objective=objective)
 
 
 def _inputs_key(job: AllocateJob, types: tuple) -> dict:
@@ -202,7 +203,7 @@ def load_factors(path: Path, groups: set[str]) -> dict[str, float]:
 
 def probe_choice(tensor: alloc.Tensor, options: list[alloc.Option], bits: float) -> alloc.Option:
     """The option a group is probed at: the cheapest one at or above `bits` per weight (where the allocation
-    operates, so the factor is measured near the errors it weighs), or the cheapest when none is below the best."""
+    operates, so the factor is measured near the errors it weighs); the cheapest when only the best one reaches it."""
     elements = tensor.columns * tensor.rows * tensor.n_mat
     best = max(options, key=lambda o: o.nbytes)
     above = [o for o in options if o is not best and 8 * o.nbytes >= bits * elements]

@@ -104,7 +104,11 @@ def test_sampled_rows_and_error_energy():
 def test_real_model_recipe_size_is_byte_exact(tmp_path_factory):
     """On the real 270M with the session's imatrix: the recipe fits the target, llama-quantize accepts it, the
     file it writes has exactly the predicted size, and a second run writes the same recipe."""
-    from imatrix.importance.recipe import AllocateJob, confirm_with_dry_run, run_allocate
+    from imatrix.importance.recipe import (
+        AllocateJob,
+        confirm_with_dry_run,
+        run_allocate,
+    )
     from imatrix.llamacpp import tools as llamacpp
     from tests.imatrix.llamacpp_artifacts import session_artifacts
 
@@ -226,7 +230,12 @@ def test_factors_file_must_name_every_group(tmp_path):
 
 
 def test_errors_file_round_trips_and_refuses_other_inputs(tmp_path):
-    from imatrix.importance.recipe import AllocateJob, _inputs_key, _read_errors, _write_errors
+    from imatrix.importance.recipe import (
+        AllocateJob,
+        _inputs_key,
+        _read_errors,
+        _write_errors,
+    )
 
     files = {}
     for name in ("model.gguf", "a.imatrix.gguf", "b.imatrix.gguf"):
