@@ -31,7 +31,8 @@ DEFAULT_TYPES = "IQ1_M,IQ2_XXS,IQ2_XS,IQ2_S,IQ3_XXS,IQ3_S,IQ4_XS,Q2_K,Q3_K,Q4_K,
               help="Write the group factors used (JSON) for a later --factors.")
 @click.option("--errors", "errors_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Measured errors (JSON): reused when FILE exists and was measured for the same model, imatrix, "
-                   "--validation, --types and --max-rows (refused otherwise); written when it does not exist.")
+                   "--validation and --max-rows, for --types or a superset (refused otherwise); written when it "
+                   "does not exist.")
 @click.option("-c", "--ctx-size", default=512, show_default=True, type=click.IntRange(8),
               help="Context of the probe's llama-perplexity runs.")
 @click.option("--max-rows", default=1024, show_default=True, type=click.IntRange(1),

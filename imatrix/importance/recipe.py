@@ -138,7 +138,8 @@ def run_allocate(job: AllocateJob) -> AllocateResult:
 
 
 def _inputs_key(job: AllocateJob, types: tuple) -> dict:
-    """What the measured errors depend on: the files' contents, the candidate types and the row sample."""
+    """What the measured errors depend on: the files' contents, the candidate types and the row sample (a file
+    measured for more types serves any subset of them)."""
     import hashlib
 
     def digest(path: Path | None) -> str | None:
@@ -159,10 +160,13 @@ def _read_errors(path: Path, key: dict) -> dict[str, list[alloc.Option]]:
 
     try:
         saved = json.loads(path.read_text())
-        if saved["inputs"] != key:
-            raise alloc.AllocateError(f"{path}: measured for other inputs ({saved['inputs']}); delete it to "
-                                      "measure again")
-        return {name: [alloc.Option(GGMLQuantizationType[t], int(n), float(e)) for t, n, e in rows]
+        inputs = saved["inputs"]
+        # the same inputs and a subset of the measured types: each option's error is the same measurement
+        if ({k: v for k, v in inputs.items() if k != "types"} != {k: v for k, v in key.items() if k != "types"}
+                or not set(key["types"]) <= set(inputs["types"])):
+            raise alloc.AllocateError(f"{path}: measured for other inputs ({inputs}); delete it to measure again")
+        wanted = set(key["types"])
+        return {name: [alloc.Option(GGMLQuantizationType[t], int(n), float(e)) for t, n, e in rows if t in wanted]
                 for name, rows in saved["options"].items()}
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise alloc.AllocateError(f"{path}: not an errors file written by imatrix allocate ({error})") from None

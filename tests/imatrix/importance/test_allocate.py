@@ -251,4 +251,7 @@ def test_errors_file_round_trips_and_refuses_other_inputs(tmp_path):
                         (T.Q4_0, T.Q8_0))
     with pytest.raises(alloc.AllocateError, match="measured for other inputs"):
         _read_errors(path, other)
-    assert _inputs_key(job, (T.Q4_0,)) != key
+    subset = _inputs_key(job, (T.Q8_0,))
+    assert _read_errors(path, subset) == {"blk.0.attn_q.weight": [options["blk.0.attn_q.weight"][1]]}
+    with pytest.raises(alloc.AllocateError, match="measured for other inputs"):
+        _read_errors(path, _inputs_key(job, (T.Q8_0, T.Q6_K)))
