@@ -33,8 +33,13 @@ from gguf import GGMLQuantizationType, GGUFReader
 from imatrix.files.imatrix_file import Imatrix
 from imatrix.importance.ggml_quant import GgmlQuantizer, block_size, quant_type
 
+# 256-wide types plus the 32-wide ones, the only choices for a tensor whose rows are not a multiple of 256
 DEFAULT_TYPES = ("IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ4_XS", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
-                 "Q6_K", "Q8_0")
+                 "Q6_K", "IQ4_NL", "Q4_0", "Q5_0", "Q5_1", "Q8_0")
+# llama-quantize refuses these for a tensor without importance data (src/llama-quant.cpp "missing importance matrix
+# for tensor ... in a very low-bit quantization"): ggml's own list plus IQ2_S, and IQ1_M except for the embeddings/head
+LLAMA_QUANTIZE_NEEDS_IMATRIX = {GGMLQuantizationType.IQ2_S}
+IQ1_M_WITHOUT_IMATRIX = {"token_embd.weight", "output.weight"}
 DP_STATES = 200_000  # budget units the DP keeps (memory: tensors × states bytes for the back-pointers)
 LAYER = re.compile(r"^blk\.\d+\.")
 DRY_RUN_LINE = re.compile(r"\[\s*\d+/\s*\d+\]\s+(\S+)\s+- \[[^\]]*\], type =\s*(\S+), size =\s*[\d.]+ MiB"
@@ -96,8 +101,13 @@ def candidate_types(tensor: Tensor, types: tuple[GGMLQuantizationType, ...], ima
                     quantizer: GgmlQuantizer) -> list[GGMLQuantizationType]:
     """The types llama-quantize writes for this tensor exactly as asked (no fallback, no missing-imatrix abort)."""
     has_entry = tensor.name in imatrix.entries
-    return [t for t in types if tensor.columns % block_size(t) == 0
-            and (has_entry or not quantizer.requires_imatrix(t))]
+
+    def needs_imatrix(qtype: GGMLQuantizationType) -> bool:
+        if qtype == GGMLQuantizationType.IQ1_M:
+            return tensor.name not in IQ1_M_WITHOUT_IMATRIX
+        return quantizer.requires_imatrix(qtype) or qtype in LLAMA_QUANTIZE_NEEDS_IMATRIX
+
+    return [t for t in types if tensor.columns % block_size(t) == 0 and (has_entry or not needs_imatrix(t))]
 
 
 def importance_vectors(imatrix: Imatrix, tensor: Tensor) -> np.ndarray | None:

@@ -3,10 +3,12 @@ probe text, the solved recipe, its predicted size, and llama-quantize --dry-run'
 
 from __future__ import annotations
 
+import json
 import re
 import tempfile
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,10 @@ class AllocateJob:
     types: tuple = alloc.DEFAULT_TYPES
     validation: Path | None = None
     probe: Path | None = None
+    factors: Path | None = None  # group factors (JSON) of an earlier probe, instead of probing again
+    save_factors: Path | None = None  # where to write the probe's factors (JSON)
+    probe_jobs: int = 1  # probe runs (llama-quantize + llama-perplexity, job.threads each) at the same time
+    errors: Path | None = None  # measured options (JSON): read when it exists for the same inputs, else written
     max_rows: int = 1024
     threads: int = 1
     ctx_size: int = 512
@@ -53,6 +59,7 @@ class AllocateResult:
     choice: dict[str, alloc.Option]
     factors: dict[str, float] = field(default_factory=dict)
     confirmed_types: bool | None = None
+    objective: float = 0.0  # Σ factor × error of the choice: the model's expected mean KLD when factors were probed
 
     @property
     def bits_per_weight(self) -> float:
@@ -88,12 +95,19 @@ def run_allocate(job: AllocateJob) -> AllocateResult:
     names = quantizable(job.model, job.threads)
     targets = [tensors[name] for name in sorted(names)]
     job.log(f"{job.model}: {len(targets)} of {len(tensors)} tensors are quantized by llama-quantize")
-    with tqdm(total=len(targets), unit="tensor", desc="errors", disable=not job.progress, dynamic_ncols=True) as bar:
-        options = alloc.measure_options(reader, targets, tuple(alloc.as_types(",".join(job.types))), imatrix,
-                                        statistics, quantizer, max_rows=job.max_rows, threads=job.threads,
-                                        on_done=bar.update)
+    types = tuple(alloc.as_types(",".join(job.types)))
+    key = _inputs_key(job, types)
+    options = _read_errors(job.errors, key) if job.errors is not None and job.errors.exists() else None
+    if options is None:
+        with tqdm(total=len(targets), unit="tensor", desc="errors", disable=not job.progress,
+                  dynamic_ncols=True) as bar:
+            options = alloc.measure_options(reader, targets, types, imatrix, statistics, quantizer,
+                                            max_rows=job.max_rows, threads=job.threads, on_done=bar.update)
+        if job.errors is not None:
+            _write_errors(job.errors, key, options)
+    else:
+        job.log(f"errors: reused {job.errors}")
     groups = {t.name: t.group for t in targets}
-    factors = group_factors(job, options, groups, quantizer) if job.probe is not None else {}
     meta, alignment = quantized_metadata(quantizer, job.model, file_type=FTYPE_OF_TYPE["Q8_0"],
                                          imatrix_argument=str(job.imatrix),
                                          imatrix_dataset=imatrix.datasets[0] if imatrix.datasets else None,
@@ -104,6 +118,13 @@ def run_allocate(job: AllocateJob) -> AllocateResult:
         budget = job.target_size - meta - fixed
     else:
         budget = int(job.target_bpw * n_elements / 8) - fixed
+    bits = 8 * budget / sum(t.columns * t.rows * t.n_mat for t in targets)
+    factors = load_factors(job.factors, set(groups.values())) if job.factors is not None else (
+        group_factors(job, tensors, options, groups, bits) if job.probe is not None else {})
+    if job.save_factors is not None:
+        from calibkit.atomic import write_atomic
+
+        write_atomic(job.save_factors, (json.dumps(factors, indent=1, sort_keys=True) + "\n").encode())
     choice, objective, method = alloc.solve(options, budget, factors, groups, alignment)
     data = fixed + sum(alloc.padded(o.nbytes, alignment) for o in choice.values())
     unpadded = sum(_stored_bytes(reader, n) for n in tensors if n not in names) + sum(o.nbytes for o in choice.values())
@@ -113,7 +134,49 @@ def run_allocate(job: AllocateJob) -> AllocateResult:
     command = (f"llama-quantize --allow-requantize --imatrix {job.imatrix} --tensor-type-file {job.output} "
                f"{job.model} OUTPUT.gguf {base_ftype}")
     return AllocateResult(job.output, command, meta + data, data, unpadded, n_elements,
-                          method, base_ftype, choice, factors)
+                          method, base_ftype, choice, factors, objective=objective)
+
+
+def _inputs_key(job: AllocateJob, types: tuple) -> dict:
+    """What the measured errors depend on: the files' contents, the candidate types and the row sample (a file
+    measured for more types serves any subset of them)."""
+    import hashlib
+
+    def digest(path: Path | None) -> str | None:
+        if path is None:
+            return None
+        sha = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                sha.update(block)
+        return sha.hexdigest()
+
+    return {"model": digest(job.model), "imatrix": digest(job.imatrix), "validation": digest(job.validation),
+            "types": [t.name for t in types], "max_rows": job.max_rows}
+
+
+def _read_errors(path: Path, key: dict) -> dict[str, list[alloc.Option]]:
+    from gguf import GGMLQuantizationType
+
+    try:
+        saved = json.loads(path.read_text())
+        inputs = saved["inputs"]
+        # the same inputs and a subset of the measured types: each option's error is the same measurement
+        if ({k: v for k, v in inputs.items() if k != "types"} != {k: v for k, v in key.items() if k != "types"}
+                or not set(key["types"]) <= set(inputs["types"])):
+            raise alloc.AllocateError(f"{path}: measured for other inputs ({inputs}); delete it to measure again")
+        wanted = set(key["types"])
+        return {name: [alloc.Option(GGMLQuantizationType[t], int(n), float(e)) for t, n, e in rows if t in wanted]
+                for name, rows in saved["options"].items()}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise alloc.AllocateError(f"{path}: not an errors file written by imatrix allocate ({error})") from None
+
+
+def _write_errors(path: Path, key: dict, options: dict[str, list[alloc.Option]]) -> None:
+    from calibkit.atomic import write_atomic
+
+    rows = {name: [[o.qtype.name, o.nbytes, o.error] for o in opts] for name, opts in sorted(options.items())}
+    write_atomic(path, (json.dumps({"inputs": key, "options": rows}, indent=1) + "\n").encode())
 
 
 def _stored_bytes(reader: GGUFReader, name: str) -> int:
@@ -127,32 +190,74 @@ def write_recipe(path: Path, choice: dict[str, alloc.Option]) -> None:
     write_atomic(path, ("\n".join(alloc.recipe_lines(choice)) + "\n").encode())
 
 
-def group_factors(job: AllocateJob, options: dict[str, list[alloc.Option]], groups: dict[str, str],
-                  quantizer: GgmlQuantizer) -> dict[str, float]:
-    """KLD per unit of error for each group: that group alone at its cheapest option, every other tensor at its
-    most precise one, quantized by llama-quantize and scored against the reference on the probe text."""
+def load_factors(path: Path, groups: set[str]) -> dict[str, float]:
+    """{group: factor} from --save-factors' JSON; every group of this model must be there (else its errors would
+    silently count with factor 1 against measured ones)."""
+    try:
+        factors = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise alloc.AllocateError(f"{path}: not a factors file ({error})") from None
+    if not isinstance(factors, dict) or not all(isinstance(v, (int, float)) for v in factors.values()):
+        raise alloc.AllocateError(f"{path}: expected a JSON object of group → number")
+    missing = sorted(groups - set(factors))
+    if missing:
+        raise alloc.AllocateError(f"{path}: no factor for the groups {', '.join(missing)}")
+    return {group: float(factors[group]) for group in groups}
+
+
+def probe_choice(tensor: alloc.Tensor, options: list[alloc.Option], bits: float) -> alloc.Option:
+    """The option a group is probed at: the cheapest one at or above `bits` per weight (where the allocation
+    operates, so the factor is measured near the errors it weighs); the cheapest when only the best one reaches it."""
+    elements = tensor.columns * tensor.rows * tensor.n_mat
+    best = max(options, key=lambda o: o.nbytes)
+    above = [o for o in options if o is not best and 8 * o.nbytes >= bits * elements]
+    return min(above or options, key=lambda o: o.nbytes)
+
+
+def group_factors(job: AllocateJob, tensors: dict[str, alloc.Tensor], options: dict[str, list[alloc.Option]],
+                  groups: dict[str, str], bits: float) -> dict[str, float]:
+    """KLD per unit of error for each group: that group alone at its probe option (every other tensor at its most
+    precise one), quantized by llama-quantize and scored against the reference on the probe text, minus the KLD
+    of the all-precise baseline. A group whose increase is below its standard error gets the standard error (the
+    probe cannot tell it from zero, and a factor of 0 would make the group free)."""
     from imatrix.llamacpp import evaluate
     from imatrix.llamacpp import tools as llamacpp
 
     best = {name: max(opts, key=lambda o: o.nbytes) for name, opts in options.items()}
-    cheapest = {name: min(opts, key=lambda o: o.nbytes) for name, opts in options.items()}
-    factors = {}
-    with tempfile.TemporaryDirectory(prefix="imatrix-allocate-probe-") as folder:
-        quants = {}
-        for group in sorted(set(groups.values())):
-            choice = {name: cheapest[name] if groups[name] == group else best[name] for name in options}
-            recipe = Path(folder) / f"{group}.txt"
-            write_recipe(recipe, choice)
-            quant = Path(folder) / f"{group}.gguf"
+    probe = {name: probe_choice(tensors[name], opts, bits) for name, opts in options.items()}
+    runs = {"baseline": best} | {group: {n: probe[n] if groups[n] == group else best[n] for n in options}
+                                 for group in sorted(set(groups.values()))}
+
+    def perplexity(model: Path, args: list) -> llamacpp.ToolRun:
+        return llamacpp.run_tool("llama-perplexity", ["-m", model, "-c", job.ctx_size, "-t", job.threads, *args])
+
+    with tempfile.TemporaryDirectory(prefix="imatrix-allocate-probe-") as scratch:
+        folder = Path(scratch)
+        logits = folder / "reference.kld"
+        job.log(f"probe: reference logits on {job.probe}")
+        perplexity(job.model, ["-f", job.probe, "--kl-divergence-base", logits])
+
+        def score(label: str) -> evaluate.KldStats:
+            """One probe run: quantize with this run's recipe, score against the reference, drop the quant."""
+            recipe, quant = folder / f"{label}.txt", folder / f"{label}.gguf"
+            write_recipe(recipe, runs[label])
             llamacpp.quantize(job.model, quant, "Q8_0", imatrix=job.imatrix, threads=job.threads,
                               extra_args=["--tensor-type-file", str(recipe)])
-            quants[group] = quant
-            job.log(f"probe: {group} at its cheapest types quantized")
-        report = evaluate.run_eval(job.model, list(quants.values()), job.probe,
-                                   evaluate.EvalOptions(ctx_size=job.ctx_size, threads=job.threads))
-        for group, row in zip(quants, report.rows[1:]):  # rows[0] is the reference
-            increase = sum(cheapest[n].error - best[n].error for n in options if groups[n] == group)
-            factors[group] = max(row.kld.mean_kld, 0.0) / increase if increase > 0 else 0.0
+            run = perplexity(quant, ["--kl-divergence-base", logits, "--kl-divergence"])
+            quant.unlink()
+            job.log(f"probe: {label} scored")
+            return evaluate.parse_kld_output(run.output, f"llama-perplexity --kl-divergence on {label}")
+
+        with ThreadPoolExecutor(max_workers=max(1, job.probe_jobs)) as pool:  # each run is its own process
+            stats = dict(zip(runs, pool.map(score, runs)))
+    baseline = stats.pop("baseline")
+    factors = {}
+    for label, row in stats.items():
+        increase = sum(probe[n].error - best[n].error for n in options if groups[n] == label)
+        kld = max(row.mean_kld - baseline.mean_kld, row.mean_kld_err)
+        factors[label] = kld / increase if increase > 0 else 0.0
+        job.log(f"probe: {label}: mean KLD {row.mean_kld:.5f} ± {row.mean_kld_err:.5f} (baseline "
+                f"{baseline.mean_kld:.5f}), error increase {increase:.4g}, factor {factors[label]:.4g}")
     return factors
 
 
