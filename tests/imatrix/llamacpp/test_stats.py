@@ -1,0 +1,49 @@
+"""Per-kind summaries and the paired bootstrap over sessions, on synthetic scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imatrix.llamacpp import scoring, stats
+
+
+def _synthetic(kld_a, kld_b, docs):
+    stream = scoring.TokenStream(np.zeros(len(docs) + 1, np.int32), np.array([0, *docs], np.int32),
+                                 np.array([0] + [1] * len(docs), np.int16), ["separator", "assistant"],
+                                 np.zeros(len(docs) + 1, np.int64))
+    target = np.arange(1, len(docs) + 1)
+    scores = scoring.TokenScores(target, np.zeros(len(docs)))
+    for name, kld in (("a", kld_a), ("b", kld_b)):
+        scores.kld[name], scores.same_top[name], scores.nll[name] = kld, kld < 0.5, np.zeros(len(docs))
+    return stream, scores
+
+
+def test_paired_bootstrap_resolves_a_constant_shift_and_not_a_tie():
+    rng = np.random.default_rng(0)
+    docs = np.repeat(np.arange(20), 30)
+    base = rng.gamma(1.0, 0.2, len(docs))
+    stream, scores = _synthetic(base + 0.01, base, docs)
+    result = stats.bootstrap(stream, scores, ["a", "b"], 20, replicates=200, seed=1)
+    shift = next(r for r in result["paired"] if r["metric"] == "mean_kld" and r["kind"] == "all")
+    # same tokens for both quants: a constant per-token shift has a CI of exactly that shift, however noisy the KLD
+    assert shift["difference"] == pytest.approx(0.01) and shift["resolved"]
+    assert shift["ci_low"] == pytest.approx(0.01) and shift["ci_high"] == pytest.approx(0.01)
+    own = next(r for r in result["intervals"] if (r["model"], r["metric"], r["kind"]) == ("a", "mean_kld", "all"))
+    assert own["ci_low"] < own["value"] < own["ci_high"]
+    stream, scores = _synthetic(base, base.copy(), docs)
+    tie = next(r for r in stats.bootstrap(stream, scores, ["a", "b"], 20, replicates=200, seed=1)["paired"]
+               if r["metric"] == "mean_kld")
+    assert tie["difference"] == 0 and not tie["resolved"]
+    again = stats.bootstrap(stream, scores, ["a", "b"], 20, replicates=200, seed=1)
+    assert again == stats.bootstrap(stream, scores, ["a", "b"], 20, replicates=200, seed=1)
+
+
+def test_a_difference_seen_in_one_session_is_never_resolved():
+    docs = np.zeros(50, np.int64)
+    base = np.random.default_rng(1).gamma(1.0, 0.2, 50)
+    stream, scores = _synthetic(base + 0.5, base, docs)
+    result = stats.bootstrap(stream, scores, ["a", "b"], 5, replicates=100, seed=0)
+    shift = next(r for r in result["paired"] if r["metric"] == "mean_kld")
+    assert result["documents_scored"] == 1 and shift["sessions"] == 1
+    assert shift["difference"] == pytest.approx(0.5) and not shift["resolved"]
