@@ -47,3 +47,32 @@ def test_a_difference_seen_in_one_session_is_never_resolved():
     shift = next(r for r in result["paired"] if r["metric"] == "mean_kld")
     assert result["documents_scored"] == 1 and shift["sessions"] == 1
     assert shift["difference"] == pytest.approx(0.5) and not shift["resolved"]
+
+
+def test_summary_quantiles_and_kind_masks_on_a_hand_computed_case():
+    docs = np.array([0, 0, 0, 0, 1, 1], np.int32)
+    kinds = np.array([0, 1, 1, 2, 1, 2], np.int16)
+    stream = scoring.TokenStream(np.zeros(6, np.int32), docs, kinds, ["separator", "assistant", "user"],
+                                 np.zeros(6, np.int64))
+    scores = scoring.TokenScores(np.arange(1, 6), np.log(np.array([2.0, 2.0, 8.0, 8.0, 8.0])))
+    scores.kld["q"] = np.array([0.1, 0.3, 0.0, 0.5, 0.9])
+    scores.same_top["q"] = np.array([True, False, True, True, False])
+    scores.nll["q"] = scores.reference_nll + 1.0
+    masks = stats.kind_masks(stream, scores)
+    assert {k: m.tolist() for k, m in masks.items()} == {
+        "all": [True] * 5, "assistant": [True, True, False, True, False], "user": [False, False, True, False, True]}
+    assistant = stats.summary(scores, "q", masks["assistant"])
+    # KLDs 0.1, 0.3, 0.5: mean 0.3, median 0.3, p99 = 0.3 + 0.98 * (0.5 - 0.3) (linear interpolation)
+    assert assistant["n_tokens"] == 3 and assistant["ppl"] == pytest.approx(np.e * 32 ** (1 / 3))
+    assert assistant["mean_kld"] == pytest.approx(0.3) and assistant["median_kld"] == pytest.approx(0.3)
+    assert assistant["p99_kld"] == pytest.approx(0.496) and assistant["max_kld"] == 0.5
+    assert assistant["same_top_pct"] == pytest.approx(200 / 3)
+    assert set(stats.summary(scores, None, masks["user"])) == {"n_tokens", "ppl"}
+    assert stats.summary(scores, None, masks["user"])["ppl"] == pytest.approx(8.0)
+
+
+def test_replicate_weights_draw_every_document_count_per_row():
+    weights = stats._replicate_weights(7, 30, seed=5)
+    assert weights.shape == (30, 7) and (weights.sum(1) == 7).all()
+    assert np.array_equal(weights, stats._replicate_weights(7, 30, seed=5))
+    assert not np.array_equal(weights, stats._replicate_weights(7, 30, seed=6))
