@@ -9,7 +9,13 @@ import polars as pl
 import pytest
 
 from calibkit.atomic import sha256_file
-from imatrix.card import LICENSE_PLACEHOLDER, CardError, CardInputs, render_card, write_card
+from imatrix.card import (
+    LICENSE_PLACEHOLDER,
+    CardError,
+    CardInputs,
+    render_card,
+    write_card,
+)
 from imatrix.files.imatrix_file import write_gguf
 from tests.imatrix.commands.test_files import build as build_imatrix
 from tests.imatrix.llamacpp.test_agent_report import small_record

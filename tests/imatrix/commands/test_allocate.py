@@ -26,7 +26,7 @@ def test_help_lists_the_options_without_importing_torch():
     code = ("import sys\nfrom click.testing import CliRunner\nfrom imatrix.cli import main\n"
             "r = CliRunner().invoke(main, ['allocate', '--help'])\nprint(r.exit_code, 'torch' in sys.modules)\n"
             "print(r.output)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.stdout.startswith("0 False\n"), done.stderr
     for option in ("--imatrix", "--target-bpw", "--target-size", "--types", "--probe", "--dry-run", "--output"):
         assert option in done.stdout

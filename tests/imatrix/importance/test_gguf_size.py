@@ -8,7 +8,11 @@ from pathlib import Path
 import numpy as np
 from gguf import GGUFReader, GGUFWriter
 
-from imatrix.importance.gguf_size import GGML_QNT_VERSION, IMATRIX_STRING_LIMIT, quantized_metadata
+from imatrix.importance.gguf_size import (
+    GGML_QNT_VERSION,
+    IMATRIX_STRING_LIMIT,
+    quantized_metadata,
+)
 from tests.real_components import require_ggml_library
 
 TENSORS = {"token_embd.weight": (64, 48), "blk.0.attn_q.weight": (64, 64), "output_norm.weight": (64,)}
@@ -58,4 +62,4 @@ def test_imatrix_keys_are_counted_with_their_strings_cut_to_127_bytes(tmp_path):
     expected = _write(tmp_path / "expected.gguf", lambda w: _as_quantized(w, 20, path, dataset, 37))
     meta, _ = quantized_metadata(quantizer, source, file_type=20, imatrix_argument=path, imatrix_dataset=dataset,
                                  chunk_count=37)
-    assert meta == GGUFReader(str(expected)).data_offset  # uncut, the strings would add 96 bytes: 3 alignments
+    assert meta == GGUFReader(str(expected)).data_offset  # uncut, the strings are 131 bytes longer

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from imatrix.llamacpp.scoring import Document
-from imatrix.llamacpp.tool_calls import CallResult, CallSite, agreement, call_sites, parse_tool_call
+from imatrix.llamacpp.tool_calls import (
+    CallResult,
+    CallSite,
+    agreement,
+    call_sites,
+    parse_tool_call,
+)
 
 
 def test_parse_tool_call_reads_the_common_layouts():
