@@ -1,15 +1,14 @@
 """The converter's own rules before gguf's name table: multimodal checkpoints collect their language model only,
-named as the converter names the text GGUF; converter splits; preflight refusals."""
+named as the converter names the text GGUF; converter splits."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 from gguf import MODEL_ARCH
 
 from imatrix.collect.accumulators import plan_targets
 from imatrix.model.converter_rules import converter_text_name, is_multimodal
-from imatrix.model.naming import NamingError, TensorNaming
+from imatrix.model.naming import TensorNaming
 from tests.imatrix.tiny_models import HIDDEN, build, expected_entries
 
 
@@ -62,23 +61,3 @@ def test_row_split_energies_take_each_keys_rows():
     config = dict(linear_key_head_dim=2, linear_value_head_dim=3, linear_num_key_heads=2, linear_num_value_heads=4)
     qkv, z = split.rows(config, 2 * (2 + 2 + 6 + 6))  # per key head: q 2, k 2, v 2×3, z 2×3
     assert qkv.tolist() == list(range(0, 10)) + list(range(16, 26)) and z.tolist() == [*range(10, 16), *range(26, 32)]
-
-
-def test_unconvertible_or_unmappable_models_are_refused_before_loading(tmp_path, monkeypatch):
-    """preflight names the architecture (or the module) and what to do, from config.json alone."""
-    import transformers as tf
-
-    from imatrix.model import converter_rules
-    from imatrix.model.naming import preflight
-
-    opt = tmp_path / "opt"
-    tf.OPTConfig(hidden_size=16, num_hidden_layers=1, ffn_dim=32, num_attention_heads=2, vocab_size=64,
-                 word_embed_proj_dim=16).save_pretrained(opt)  # a config only: no weights exist to be read
-    with pytest.raises(NamingError, match="opt.*does not convert it"):
-        preflight(opt, False, False, False, False)
-    llama = tmp_path / "llama"
-    build("llama")[0].config.save_pretrained(llama)
-    assert preflight(llama, False, False, False, False) == []
-    monkeypatch.setitem(converter_rules.REFUSED, MODEL_ARCH.LLAMA, "no way; use llama-imatrix")
-    with pytest.raises(NamingError, match="no way; use llama-imatrix"):
-        preflight(llama, False, False, False, False)
