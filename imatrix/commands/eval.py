@@ -39,7 +39,7 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 def eval_command(quants: tuple[Path, ...], reference: Path, data: Path, ctx_size: int, stride: int | None,
                  max_windows: int | None, tool_calls: int, replicates: int, seed: int, threads: int | None,
                  report_prefix: Path, plot: bool) -> None:
-    """Judge QUANTS against the reference (-m) on the tokens an agent writes.
+    """Judge QUANTS against --reference on the tokens an agent writes.
 
     Every token of the eval data is scored with the reference and each quant through llama.cpp's libllama (same
     windows for all): mean / median / p99 KLD, same-top-token % and PPL, overall and per role (assistant text,

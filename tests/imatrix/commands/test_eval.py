@@ -1,5 +1,5 @@
 """`imatrix eval` command: -m/--model names the reference (old --reference still parses), -f/--text the text, and
-the options reach agent_eval.run_agent_eval unchanged; evaluation errors become one clear message."""
+the options reach evaluate.run_eval unchanged; evaluation errors become one clear message."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from imatrix.cli import main
 from imatrix.commands.eval import eval_command
-from imatrix.llamacpp import agent_eval, evaluate
+from imatrix.llamacpp import evaluate
 
 
 @pytest.fixture
@@ -31,22 +31,20 @@ def test_reference_spellings_parse_alike(files):
     assert "-m, --model FILE" in help_text and "-f, --text FILE" in help_text and "--reference" not in help_text
 
 
-def test_options_reach_run_agent_eval_and_errors_are_one_message(files, monkeypatch, tmp_path):
+def test_options_reach_run_eval_and_errors_are_one_message(files, monkeypatch, tmp_path):
     seen = {}
 
-    def fake_run_agent_eval(reference, quants, data, options, tokens_out=None, progress=None):
-        seen.update(reference=reference, quants=quants, data=data, options=options, tokens_out=tokens_out)
-        raise evaluate.EvalError(f"{reference}: cannot score (test)")
+    def fake_run_eval(reference, quants, text, options, logits_file=None, progress=None):
+        seen.update(reference=reference, quants=quants, text=text, options=options, logits_file=logits_file)
+        raise evaluate.EvalError(f"{reference}: llama-perplexity failed (test)")
 
-    monkeypatch.setattr(agent_eval, "run_agent_eval", fake_run_agent_eval)
+    monkeypatch.setattr(evaluate, "run_eval", fake_run_eval)
     result = CliRunner().invoke(main, ["eval", "-m", str(files["ref.gguf"]), str(files["q1.gguf"]),
                                        str(files["q2.gguf"]), "-f", str(files["eval.txt"]), "-c", "128",
-                                       "--chunks", "3", "-t", "2", "--tool-calls", "4", "--bootstrap", "20",
-                                       "--seed", "9", "--stride", "64", "-o", str(tmp_path / "run")])
-    assert result.exit_code == 1 and "ref.gguf: cannot score (test)" in result.output
+                                       "--chunks", "3", "-t", "2", "--logits-file", str(tmp_path / "l.bin")])
+    assert result.exit_code == 1 and "ref.gguf: llama-perplexity failed (test)" in result.output
     assert "Traceback" not in result.output
     assert seen["reference"] == files["ref.gguf"] and seen["quants"] == (files["q1.gguf"], files["q2.gguf"])
-    assert seen["data"] == files["eval.txt"] and seen["tokens_out"] == tmp_path / "run.tokens.parquet"
-    assert seen["options"] == agent_eval.AgentEvalOptions(ctx_size=128, stride=64, max_windows=3, threads=2,
-                                                          tool_calls=4, replicates=20, seed=9)
-    assert not list(tmp_path.glob("run*"))
+    assert seen["text"] == files["eval.txt"] and seen["logits_file"] == tmp_path / "l.bin"
+    assert (seen["options"].ctx_size, seen["options"].chunks, seen["options"].threads) == (128, 3, 2)
+    assert not list(tmp_path.glob("eval_report*"))
