@@ -97,3 +97,35 @@ def test_sampled_rows_and_error_energy():
     assert list(alloc.sampled_rows(5, 10)) == [0, 1, 2, 3, 4]
     rows = alloc.sampled_rows(1000, 7)
     assert rows[0] == 0 and rows[-1] == 999 and len(rows) == 7
+
+
+@pytest.mark.slow
+@pytest.mark.llamacpp
+def test_real_model_recipe_size_is_byte_exact(tmp_path_factory):
+    """On the real 270M with the session's imatrix: the recipe fits the target, llama-quantize accepts it, the
+    file it writes has exactly the predicted size, and a second run writes the same recipe."""
+    from imatrix.importance.recipe import AllocateJob, confirm_with_dry_run, run_allocate
+    from imatrix.llamacpp import tools as llamacpp
+    from tests.imatrix.llamacpp_artifacts import session_artifacts
+
+    artifacts = session_artifacts(tmp_path_factory)
+    imatrix = artifacts.ours_imatrix()
+    folder = tmp_path_factory.mktemp("allocate")
+    recipes = []
+    for attempt in range(2):
+        job = AllocateJob(artifacts.model, imatrix, folder / f"recipe{attempt}.txt", target_size=150 * 2**20,
+                          types=("Q4_0", "Q5_0", "IQ4_NL", "Q8_0", "IQ2_XS"), max_rows=128, threads=2,
+                          progress=False, log=lambda line: None)
+        result = run_allocate(job)
+        recipes.append(job.output.read_bytes())
+    assert recipes[0] == recipes[1]
+    assert result.predicted_file_bytes <= 150 * 2**20
+    assert "agrees" in confirm_with_dry_run(result, job)
+    out = folder / "allocated.gguf"
+    llamacpp.quantize(artifacts.model, out, result.base_ftype, imatrix=imatrix, threads=2,
+                      extra_args=["--tensor-type-file", str(job.output)])
+    assert out.stat().st_size == result.predicted_file_bytes
+    from imatrix.importance.gate import final_types_from_gguf
+
+    finals = final_types_from_gguf(out)
+    assert all(finals[name] == option.qtype for name, option in result.choice.items())

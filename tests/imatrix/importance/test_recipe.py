@@ -1,5 +1,6 @@
-"""`imatrix allocate` end to end: the base ftype table is llama.cpp's, the recipe file is the solver's choice as
---tensor-type-file lines, and on the real model the predicted size is the written file's, byte for byte."""
+"""`imatrix allocate`'s recipe module: the base ftype table is llama.cpp's, the recipe file is the solver's choice as
+--tensor-type-file lines, the result's counts. (On the real model, predicted size = written file's, byte for byte:
+tests/imatrix/importance/test_allocate.py, kept there with the other real-model allocation tests.)"""
 
 from __future__ import annotations
 
@@ -47,39 +48,3 @@ def test_stored_bytes_are_the_tensor_bytes_in_the_file(tmp_path):
     writer.close()
     reader = GGUFReader(str(tmp_path / "m.gguf"))
     assert (_stored_bytes(reader, "a.weight"), _stored_bytes(reader, "b.weight")) == (60, 14)
-
-
-@pytest.mark.slow
-@pytest.mark.llamacpp
-def test_real_model_recipe_size_is_byte_exact(tmp_path_factory):
-    """On the real 270M with the session's imatrix: the recipe fits the target, llama-quantize accepts it, the
-    file it writes has exactly the predicted size, and a second run writes the same recipe."""
-    from imatrix.importance.recipe import (
-        AllocateJob,
-        confirm_with_dry_run,
-        run_allocate,
-    )
-    from imatrix.llamacpp import tools as llamacpp
-    from tests.imatrix.llamacpp_artifacts import session_artifacts
-
-    artifacts = session_artifacts(tmp_path_factory)
-    imatrix = artifacts.ours_imatrix()
-    folder = tmp_path_factory.mktemp("allocate")
-    recipes = []
-    for attempt in range(2):
-        job = AllocateJob(artifacts.model, imatrix, folder / f"recipe{attempt}.txt", target_size=150 * 2**20,
-                          types=("Q4_0", "Q5_0", "IQ4_NL", "Q8_0", "IQ2_XS"), max_rows=128, threads=2,
-                          progress=False, log=lambda line: None)
-        result = run_allocate(job)
-        recipes.append(job.output.read_bytes())
-    assert recipes[0] == recipes[1]
-    assert result.predicted_file_bytes <= 150 * 2**20
-    assert "agrees" in confirm_with_dry_run(result, job)
-    out = folder / "allocated.gguf"
-    llamacpp.quantize(artifacts.model, out, result.base_ftype, imatrix=imatrix, threads=2,
-                      extra_args=["--tensor-type-file", str(job.output)])
-    assert out.stat().st_size == result.predicted_file_bytes
-    from imatrix.importance.gate import final_types_from_gguf
-
-    finals = final_types_from_gguf(out)
-    assert all(finals[name] == option.qtype for name, option in result.choice.items())
