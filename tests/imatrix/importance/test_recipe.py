@@ -5,7 +5,6 @@ tests/imatrix/importance/test_allocate.py, kept there with the other real-model 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from gguf import GGMLQuantizationType as T
 from gguf import GGUFReader, GGUFWriter, LlamaFileType
 
