@@ -57,7 +57,7 @@ def test_private_loading_steps_the_sequential_runner_calls_exist(method):
 
 def test_the_listed_apis_are_the_ones_the_code_imports():
     sources = "".join((REPO_ROOT / path).read_text() for path in (
-        "imatrix/runners/sequential.py", "imatrix/collect/accumulators.py"))
+        "imatrix/runners/sequential.py", "imatrix/runners/layer_loading.py", "imatrix/collect/accumulators.py"))
     imported = set(re.findall(r"from (transformers\.[\w.]+) import (\w+)", sources))
     assert imported == set(TRANSFORMERS_APIS)
 

@@ -112,7 +112,7 @@ def _run_collect(settings: CollectSettings, log: Callable[[str], None], resource
 
     source = resolve_source(settings.model, settings.gguf_file)
     if source.gguf_path is None:  # a HF folder: refuse what cannot be named before any weight is read
-        from imatrix.model.naming import preflight
+        from imatrix.collect.preflight import preflight
 
         for warning in preflight(source.folder, settings.fuse_qkv, settings.fuse_gate_up_exps,
                                  settings.process_output, settings.skip_unmapped, settings.trust_remote_code):

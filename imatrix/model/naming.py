@@ -234,25 +234,6 @@ class TensorNaming:
 OUTPUT_KEYS = ("output.weight", "token_embd.weight", "nextn.post_projection.weight")
 
 
-def preflight(folder, fuse_qkv: bool, fuse_gate_up_exps: bool, process_output: bool, skip_unmapped: bool,
-              trust_remote_code: bool = False) -> list[str]:
-    """Name every linear of the model before any weight is read: an empty (meta-device) copy from config.json goes
-    through the same naming and planning, so an unknown or refused architecture and an unmapped module stop the
-    run up front with the module's name and what to do. Returns the warnings of model.divergence for its config."""
-    import torch
-
-    from imatrix.collect.accumulators import plan_targets
-    from imatrix.model.divergence import divergence_warnings
-    from imatrix.model.loading import auto_model_class, load_config
-
-    config = load_config(folder, trust_remote_code)
-    naming = TensorNaming.for_config(config, fuse_qkv, fuse_gate_up_exps)
-    with torch.device("meta"):
-        model = auto_model_class(config).from_config(config, trust_remote_code=trust_remote_code)
-    plan_targets(model, naming, process_output, skip_unmapped)
-    return divergence_warnings(naming.arch, config)
-
-
 def is_collected_key(key: str, process_output: bool) -> bool:
     """llama-imatrix's rule (spec §1.2, §14.1): blk.* tensors, plus OUTPUT_KEYS with --process-output."""
     return key.startswith("blk.") or (process_output and key in OUTPUT_KEYS)

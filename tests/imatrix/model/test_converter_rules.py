@@ -1,15 +1,14 @@
 """The converter's own rules before gguf's name table: multimodal checkpoints collect their language model only,
-named as the converter names the text GGUF; the arch comes from the converter's registry; converter splits."""
+named as the converter names the text GGUF; converter splits."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 from gguf import MODEL_ARCH
 
 from imatrix.collect.accumulators import plan_targets
 from imatrix.model.converter_rules import converter_text_name, is_multimodal
-from imatrix.model.naming import NamingError, TensorNaming, arch_for_config
+from imatrix.model.naming import TensorNaming
 from tests.imatrix.tiny_models import HIDDEN, build, expected_entries
 
 
@@ -45,39 +44,6 @@ def test_multimodal_rules_follow_the_converter():
     assert not is_multimodal("model.layers.0.mlp.gate_proj")
 
 
-def test_arch_comes_from_the_converter_registry():
-    class Config:
-        model_type = "whatever"
-        architectures = ["DeepseekV3ForCausalLM"]
-
-    assert arch_for_config(Config) == MODEL_ARCH.DEEPSEEK2
-    Config.architectures = ["Qwen2_5_VLForConditionalGeneration"]
-    assert arch_for_config(Config) == MODEL_ARCH.QWEN2VL
-    Config.architectures = ["MixtralForCausalLM"]
-    assert arch_for_config(Config) == MODEL_ARCH.LLAMA
-    Config.architectures, Config.model_type = ["NoSuchModelForCausalLM"], "no_such_model"
-    with pytest.raises(NamingError, match="no_such_model.*does not convert it"):
-        arch_for_config(Config)
-
-
-def test_converter_arch_unknown_to_the_installed_gguf_is_refused():
-    import gguf
-
-    from imatrix.model.converter_archs import TEXT_ARCHITECTURES
-
-    known = set(gguf.MODEL_ARCH_NAMES.values())
-    newer = next((name for name, arch in TEXT_ARCHITECTURES.items() if arch not in known), None)
-    if newer is None:
-        return  # the installed gguf knows every arch the converter writes: nothing to refuse
-
-    class Config:
-        model_type = "x"
-        architectures = [newer]
-
-    with pytest.raises(NamingError, match="installed gguf package"):
-        arch_for_config(Config)
-
-
 def test_qwen3_next_splits_as_the_converter_does():
     naming = TensorNaming(MODEL_ARCH.QWEN3NEXT, 2)
     assert naming.keys("model.layers.0.linear_attn.in_proj_qkvz") == ["blk.0.attn_qkv.weight", "blk.0.attn_gate.weight"]
@@ -88,24 +54,6 @@ def test_qwen3_next_splits_as_the_converter_does():
     assert HIDDEN  # the shared tiny dims are importable (keeps this module's builders in step with tiny_models)
 
 
-def test_configs_llama_cpp_does_not_reproduce_are_named():
-    import transformers as tf
-
-    from imatrix.model.divergence import divergence_warnings
-
-    published = tf.Qwen3MoeConfig(norm_topk_prob=True)
-    assert divergence_warnings(MODEL_ARCH.QWEN3MOE, published) == []
-    [message] = divergence_warnings(MODEL_ARCH.QWEN3MOE, tf.Qwen3MoeConfig(norm_topk_prob=False))
-    assert "norm_topk_prob=False" in message and "always renormalises" in message
-    assert divergence_warnings(MODEL_ARCH.QWEN2MOE, tf.Qwen2MoeConfig(norm_topk_prob=False)) == []
-    gemma = dict(hidden_size=256, num_attention_heads=4, head_dim=64, num_hidden_layers=2)
-    assert divergence_warnings(MODEL_ARCH.GEMMA3, tf.Gemma3TextConfig(**gemma, query_pre_attn_scalar=64)) == []
-    [message] = divergence_warnings(MODEL_ARCH.GEMMA3, tf.Gemma3TextConfig(**gemma, query_pre_attn_scalar=128))
-    assert "1/sqrt(64)" in message
-    gemma_27b = dict(hidden_size=5376, num_attention_heads=32, head_dim=128, num_hidden_layers=62)
-    assert divergence_warnings(MODEL_ARCH.GEMMA3, tf.Gemma3TextConfig(**gemma_27b, query_pre_attn_scalar=168)) == []
-
-
 def test_row_split_energies_take_each_keys_rows():
     from imatrix.model.converter_rules import ROW_SPLITS
 
@@ -113,37 +61,3 @@ def test_row_split_energies_take_each_keys_rows():
     config = dict(linear_key_head_dim=2, linear_value_head_dim=3, linear_num_key_heads=2, linear_num_value_heads=4)
     qkv, z = split.rows(config, 2 * (2 + 2 + 6 + 6))  # per key head: q 2, k 2, v 2×3, z 2×3
     assert qkv.tolist() == list(range(0, 10)) + list(range(16, 26)) and z.tolist() == [*range(10, 16), *range(26, 32)]
-
-
-def test_gemma3_layer_pattern_llama_cpp_assumes():
-    import transformers as tf
-
-    from imatrix.model.divergence import divergence_warnings
-
-    base = dict(hidden_size=256, num_attention_heads=4, head_dim=64, query_pre_attn_scalar=64, sliding_window=64)
-    published = ["sliding_attention"] * 5 + ["full_attention"]
-    assert divergence_warnings(MODEL_ARCH.GEMMA3, tf.Gemma3TextConfig(**base, num_hidden_layers=6,
-                                                                       layer_types=published)) == []
-    [message] = divergence_warnings(MODEL_ARCH.GEMMA3, tf.Gemma3TextConfig(
-        **base, num_hidden_layers=2, layer_types=["sliding_attention", "full_attention"]))
-    assert "every 6th layer full" in message
-
-
-def test_unconvertible_or_unmappable_models_are_refused_before_loading(tmp_path, monkeypatch):
-    """preflight names the architecture (or the module) and what to do, from config.json alone."""
-    import transformers as tf
-
-    from imatrix.model import converter_rules
-    from imatrix.model.naming import preflight
-
-    opt = tmp_path / "opt"
-    tf.OPTConfig(hidden_size=16, num_hidden_layers=1, ffn_dim=32, num_attention_heads=2, vocab_size=64,
-                 word_embed_proj_dim=16).save_pretrained(opt)  # a config only: no weights exist to be read
-    with pytest.raises(NamingError, match="opt.*does not convert it"):
-        preflight(opt, False, False, False, False)
-    llama = tmp_path / "llama"
-    build("llama")[0].config.save_pretrained(llama)
-    assert preflight(llama, False, False, False, False) == []
-    monkeypatch.setitem(converter_rules.REFUSED, MODEL_ARCH.LLAMA, "no way; use llama-imatrix")
-    with pytest.raises(NamingError, match="no way; use llama-imatrix"):
-        preflight(llama, False, False, False, False)

@@ -34,10 +34,24 @@ def test_the_choice_order(monkeypatch):
 
 
 def test_refusals_name_the_options(monkeypatch):
-    with pytest.raises(ModelLoadError, match="--hybrid with --device-map"):
-        runner_for(request(device_map="auto", hybrid=True))
-    with pytest.raises(ModelLoadError, match="--offload sequential: cannot be combined with --hybrid"):
-        runner_for(request(hybrid=True), offload="sequential")
+    with pytest.raises(ModelLoadError, match="--offload sequential: cannot be combined with --device-map"):
+        runner_for(request(device_map="auto"), offload="sequential")
+    with pytest.raises(ModelLoadError, match="--offload sequential: cannot be combined with --gguf-file/.gguf"):
+        runner_for(request(source=ModelSource(Path("model"), "model.Q8_0.gguf")), offload="sequential")
     monkeypatch.setenv("WORLD_SIZE", "2")
+    checkpoint = CheckpointRequest(Path("o"), Path("d"), every=4)
     with pytest.raises(ModelLoadError, match="--save-every/--resume: not supported under torchrun"):
-        runner_for(request(checkpoint=CheckpointRequest(Path("o"), Path("d"), every=4)))
+        runner_for(request(checkpoint=checkpoint))
+    with pytest.raises(ModelLoadError, match="--device-map: not supported under torchrun"):
+        runner_for(request(device_map="auto"))
+    with pytest.raises(ModelLoadError, match="cannot be combined with torchrun with --save-every/--resume"):
+        runner_for(request(checkpoint=checkpoint), offload="sequential")
+
+
+def test_hybrid_composes_with_every_runner(monkeypatch):
+    """--hybrid only adds the column energies read from the loaded weights: no runner refuses it."""
+    assert runner_for(request(hybrid=True)).name == "resident"
+    assert runner_for(request(device_map="auto", hybrid=True)).name == "device_map"
+    assert runner_for(request(hybrid=True), offload="sequential").name == "sequential"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert runner_for(request(hybrid=True)).name == "torchrun"

@@ -10,8 +10,13 @@ from imatrix.collect.accumulators import Accumulators, plan_targets
 from imatrix.collect.checkpoint import CheckpointPaths
 from imatrix.model.naming import TensorNaming
 from imatrix.runners.base import RunOptions
+from imatrix.runners.layer_loading import (
+    decoder_layers,
+    load_skeleton,
+    materialised_bytes,
+)
 from imatrix.runners.resident import run_resident
-from imatrix.runners.sequential import decoder_layers, load_skeleton, materialised_bytes, run_sequential
+from imatrix.runners.sequential import run_sequential
 from tests.imatrix.collect.test_checkpoint import invoke, text_file, tiny_folder  # noqa: F401 - fixtures
 from tests.imatrix.tiny_models import FAMILIES, VOCAB, build
 
