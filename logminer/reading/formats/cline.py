@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from logminer.reading.formats.common import anthropic_turns, session_flags
-from logminer.reading.formats.jsondoc import iso_from_epoch_ms, loads, stable_id
+from logminer.reading.formats.jsondoc import (
+    DocumentError,
+    iso_from_epoch_ms,
+    load_document,
+    loads,
+    stable_id,
+)
 from logminer.reading.registry import AgentSource, Format, editor_user_folders
 from logminer.reading.sources import SourceError, SourceFile
 from logminer.schema import Rejected, Session, Skipped
@@ -67,12 +73,12 @@ def parse_dir(path: str) -> Iterator[Event]:
 
 def _history(file_path: str, task_id: str, metadata: Any) -> Iterator[Event]:
     try:
-        messages = loads(SourceFile.open(file_path).text)
-    except SourceError as error:
+        messages = load_document(SourceFile.open(file_path))
+    except SourceError as error:  # the file cannot be opened
         yield Rejected(file_path, 0, error.reason)
         return
-    except json.JSONDecodeError as error:
-        yield Rejected(file_path, error.lineno, f"invalid JSON: {error.msg}")
+    except DocumentError as error:  # unreadable text or a JSON syntax error, with its line
+        yield Rejected(file_path, error.line, error.reason)
         return
     if not isinstance(messages, list):
         yield Rejected(file_path, 0, "api_conversation_history.json is not a list of messages")

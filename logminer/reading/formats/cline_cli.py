@@ -15,7 +15,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from logminer.reading.formats.common import anthropic_turns, session_flags
-from logminer.reading.formats.jsondoc import iso_from_epoch_ms, loads
+from logminer.reading.formats.jsondoc import (
+    DocumentError,
+    iso_from_epoch_ms,
+    load_document,
+    loads,
+)
 from logminer.reading.registry import Format
 from logminer.reading.sources import SourceError, SourceFile
 from logminer.schema import Rejected, Session, Skipped
@@ -54,12 +59,12 @@ def _read(path: str) -> Any:
 
 def _messages(file_path: str, session_id: str, metadata: dict[str, Any]) -> Iterator[Event]:
     try:
-        document = loads(SourceFile.open(file_path).text)
-    except SourceError as error:
+        document = load_document(SourceFile.open(file_path))
+    except SourceError as error:  # the file cannot be opened
         yield Rejected(file_path, 0, error.reason)
         return
-    except json.JSONDecodeError as error:
-        yield Rejected(file_path, error.lineno, f"invalid JSON: {error.msg}")
+    except DocumentError as error:  # unreadable text or a JSON syntax error, with its line
+        yield Rejected(file_path, error.line, error.reason)
         return
     messages = document.get("messages") if isinstance(document, dict) else None
     if not isinstance(messages, list):
